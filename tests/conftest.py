@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny random-init models of several families, built offline in seconds."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+# Small but complete configs: every family keeps its own block structure (fused qkv for Phi3,
+# Conv1D for GPT-2, sandwich norms for Gemma2) at a size that builds in milliseconds.
+_COMMON = dict(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+
+FAMILIES = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", _COMMON),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", _COMMON),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(_COMMON, head_dim=16)),
+    "mistral": ("MistralConfig", "MistralForCausalLM", _COMMON),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(_COMMON, head_dim=16)),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(_COMMON, pad_token_id=0)),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(vocab_size=128, n_embd=64, n_layer=3, n_head=4, n_positions=256)),
+}
+
+
+def tiny_model(family: str, seed: int = 0):
+    import transformers
+
+    config_name, model_name, kwargs = FAMILIES[family]
+    config = getattr(transformers, config_name)(**kwargs)
+    torch.manual_seed(seed)
+    model = getattr(transformers, model_name)(config)
+    return model.eval()
+
+
+@pytest.fixture(params=sorted(FAMILIES))
+def family_model(request):
+    return request.param, tiny_model(request.param)

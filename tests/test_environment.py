@@ -1,0 +1,36 @@
+"""environment.yml (conda) must declare what pyproject.toml declares."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(spec: str) -> str:
+    return re.sub(r"[-_.]+", "-", Requirement(spec).name).lower()
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert any(d.replace(" ", "").startswith("python=3.11") for d in conda)
+    assert "-e .[dev]" in pip, "the conda env must install the package itself with its dev extra"
+    declared = {_name(s): Requirement(s).specifier for s in pip if not s.startswith("-")}
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"] + project["optional-dependencies"]["embedded"]
+    for spec in wanted:
+        req = Requirement(spec)
+        assert _name(spec) in declared, f"{req.name} is in pyproject.toml but not in environment.yml"
+        assert declared[_name(spec)] == req.specifier, f"{req.name}: {declared[_name(spec)]} != {req.specifier}"
+    extra = set(declared) - {_name(s) for s in wanted}
+    assert not extra, f"environment.yml declares packages pyproject.toml does not: {sorted(extra)}"
+
+
+def test_torch_is_pinned_exactly():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch = [Requirement(s) for s in project["dependencies"] if Requirement(s).name == "torch"]
+    assert torch and str(torch[0].specifier) == "==2.13.0"
