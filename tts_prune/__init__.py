@@ -20,6 +20,19 @@ _EXPORTS = {
     "prunable_linears": "layers",
     "layer_summary": "layers",
     "NoDecoderLayersError": "layers",
+    # pruning (issue #3)
+    "PruneConfig": "pruning",
+    "PruneResult": "pruning",
+    "prune": "pruning",
+    "sparsity_report": "pruning",
+    "save_pruned": "pruning",
+    "PRUNERS": "pruning",
+    "ALLOCATORS": "allocation",
+    "allocate": "allocation",
+    "activation_profile": "allocation",
+    "calibration_batches": "calibration",
+    "block_influence": "shortgpt",
+    "perplexity": "ppl",
 }
 
 

@@ -11,6 +11,7 @@ import sys
 
 COMMANDS = {
     "info": ("tts_prune.info", "load a model and print its decoder layers and parameter counts"),
+    "prune": ("tts_prune.pruning", "prune a model (magnitude, wanda, sparsegpt, shortgpt) and save it with its recipe"),
 }
 
 
