@@ -133,3 +133,16 @@ def test_sparsegpt_single_layer_is_better_than_masking_alone():
     assert torch.equal(new == 0, mask) and int(mask.sum()) == 32 * 32
     masked_only = w.masked_fill(mask, 0)
     assert ((x @ (new - w).t()) ** 2).mean() < 0.5 * ((x @ (masked_only - w).t()) ** 2).mean()
+
+
+def test_fast_selection_equals_stable_sort_with_ties():
+    from tts_prune.sparsity import matrix_mask, row_mask
+
+    g = torch.Generator().manual_seed(0)
+    score = torch.randint(0, 5, (20, 33), generator=g).float()  # many ties
+    k = int(33 * 0.4)
+    expected = torch.zeros_like(score, dtype=torch.bool).scatter_(1, torch.sort(score, dim=1, stable=True).indices[:, :k], True)
+    assert torch.equal(row_mask(score, 0.4), expected)
+    flat = torch.zeros(score.numel(), dtype=torch.bool)
+    flat[torch.sort(score.reshape(-1), stable=True).indices[: int(score.numel() * 0.3)]] = True
+    assert torch.equal(matrix_mask(score, 0.3), flat.reshape(score.shape))
