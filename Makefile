@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.tts-prune-setup
 MODEL ?= smollm2-135m-instruct
+STUDY ?= studies/default.yaml
 # Offline by default: the embedded model and bundled data need no network. Override with HF_HUB_OFFLINE=0.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
@@ -31,9 +32,9 @@ $(STAMP): pyproject.toml
 ## setup: create .venv with the package (editable, dev extra) and a Jupyter kernel; no-op when up to date
 setup: $(STAMP)
 
-## study: the main job: set up, then run the study on the embedded default model, offline
+## study: the main job: run the notebook grid of STUDY (default studies/default.yaml) offline; reports/index.html
 study: $(STAMP)
-	$(BIN)/tts-prune info --model $(MODEL)
+	$(BIN)/tts-prune study --study $(STUDY)
 
 ## test: set up, then run the whole test suite
 test: $(STAMP)
@@ -47,3 +48,8 @@ info: $(STAMP)
 clean:
 	rm -rf models results reports .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
+
+## lab: open JupyterLab on the notebooks (token from JUPYTER_TOKEN, default: none set -> random)
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks --no-browser $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) \
+		$${JUPYTER_TOKEN:+--ServerApp.token=$$JUPYTER_TOKEN}
