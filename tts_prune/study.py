@@ -18,6 +18,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from itertools import product
@@ -54,6 +55,7 @@ class StudyConfig:
     description: str = ""
     notebooks: tuple[str, ...] = tuple(NOTEBOOK_AXES)
     methods: tuple[str, ...] = ("magnitude", "wanda")
+    tts_methods: tuple[str, ...] | None = None  # methods 04-tts-scaling evaluates besides dense; None: methods
     allocations: tuple[str, ...] = ("uniform",)
     sparsities: tuple[float, ...] = (0.1, 0.2)
     benchmarks: tuple[str, ...] = ("gsm8k",)
@@ -100,7 +102,7 @@ class StudyConfig:
         return dataclasses.replace(self, models=(model,), overrides={}, **_coerce(self.overrides.get(model, {})))
 
 
-_TUPLE_KEYS = ("models", "notebooks", "methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
+_TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
                "budgets", "seeds")
 GRID_KEYS = tuple(f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("name", "models", "overrides",
                                                                                      "description"))
@@ -184,7 +186,8 @@ def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
     combos = []
     if notebook == "04-tts-scaling":  # the dense baseline first, once per (model, benchmark)
         combos += [dict(method=DENSE, allocation="uniform", sparsity=0.0, benchmark=b) for b in _benchmarks(cfg)]
-    values = {"method": cfg.methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities,
+    methods = cfg.tts_methods if notebook == "04-tts-scaling" and cfg.tts_methods is not None else cfg.methods
+    values = {"method": methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities,
               "benchmark": _benchmarks(cfg)}
     axes = [a for a in NOTEBOOK_AXES[notebook] if a != "model"]
     for combo in product(*(values[a] for a in axes)):
@@ -310,18 +313,22 @@ def install_widget_assets(reports: Path) -> bool:
     the explorer's static figures, when npm is missing or fails.
     """
     static = Path(reports) / "_static"
-    if all((static / name).exists() for name in WIDGET_ASSETS):
-        return True
-    npm = shutil.which("npm")
-    if npm is None:
-        return False
-    static.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([npm, "install", "--prefix", str(static), "--no-audit", "--no-fund", "--silent",
-                           "@jupyter-widgets/html-manager@1", "requirejs@2"], capture_output=True, text=True)
-    if done.returncode != 0:
-        return False
-    for name, rel in WIDGET_ASSETS.items():
-        shutil.copyfile(static / rel, static / name)
+    cache = paths.REPORTS_DIR / "_static"  # one npm install per checkout, copied into other report trees
+    if not all((cache / name).exists() for name in WIDGET_ASSETS):
+        npm = shutil.which("npm")
+        if npm is None:
+            return False
+        cache.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run([npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--silent",
+                               "@jupyter-widgets/html-manager@1", "requirejs@2"], capture_output=True, text=True)
+        if done.returncode != 0:
+            return False
+        for name, rel in WIDGET_ASSETS.items():
+            shutil.copyfile(cache / rel, cache / name)
+    if static.resolve() != cache.resolve():
+        static.mkdir(parents=True, exist_ok=True)
+        for name in WIDGET_ASSETS:
+            shutil.copyfile(cache / name, static / name)
     return True
 
 
@@ -392,7 +399,9 @@ def write_index(reports: Path) -> Path:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", default=str(paths.ROOT / "studies" / "default.yaml"), help="study YAML file")
     parser.add_argument("--model", action="append", default=None, help="replace the study's models (repeatable)")
-    parser.add_argument("--reports", default=None, help="reports folder (default: reports/)")
+    parser.add_argument("--out", default=None,
+                        help="put reports/, results/, figures/ and models/ under this folder instead of the project's")
+    parser.add_argument("--notebooks", default=None, help="folder of the input notebooks (default: notebooks/)")
     parser.add_argument("--force", action="store_true", help="re-run cells that are already done")
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -402,19 +411,21 @@ def run(args: argparse.Namespace) -> int:
     import papermill
 
     study = load_study(args.study, models=args.model)
-    reports = Path(args.reports) if args.reports else None
+    out = Path(args.out) if args.out else None
+    dirs = {} if out is None else {"reports": out / "reports", "results": out / "results",
+                                   "figures": out / "figures", "models_out": out / "models"}
     if args.list:
-        for cell in expand(study, reports=reports):
+        for cell in expand(study, **dirs):
             print(f"{cell.notebook:16s} {cell.label:70s} {cell.output}")
         return 0
     start = time.perf_counter()
     try:
-        cells = run_study(study, reports=reports, show_progress=not args.no_progress, force=args.force)
+        cells = run_study(study, notebooks=args.notebooks, show_progress=not args.no_progress, force=args.force, **dirs)
     except papermill.PapermillExecutionError as error:
-        print(f"tts-prune study: a notebook failed, the run stops here:\n{error}")
+        print(f"tts-prune study: a notebook failed, the run stops here:\n{error}", file=sys.stderr)
         return 1
     print(f"study {study.name}: {len(cells)} notebooks in {time.perf_counter() - start:.0f} s; "
-          f"index: {Path(reports or paths.REPORTS_DIR) / 'index.html'}")
+          f"index: {Path(dirs.get('reports', paths.REPORTS_DIR)) / 'index.html'}")
     return 0
 
 
