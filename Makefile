@@ -44,6 +44,11 @@ test: $(STAMP)
 info: $(STAMP)
 	$(BIN)/tts-prune info --model $(MODEL)
 
+## bench-prune: time and peak RSS of each pruning method on the embedded model, vs llm-compressor if .venv-bench exists
+.PHONY: bench-prune
+bench-prune: $(STAMP)
+	$(BIN)/python bench/prune_bench.py --nsamples 16 --seqlen 256
+
 ## clean: remove caches and run outputs (keeps .venv and data)
 clean:
 	rm -rf models results reports .pytest_cache

@@ -132,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seqlen", type=int, default=256)
     parser.add_argument("--sparsity", type=float, default=0.2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="also write all records to this JSON file")
     parser.add_argument("--bench-python", default=str(ROOT / ".venv-bench" / "bin" / "python"))
     args = parser.parse_args(argv)
     if args.worker:
@@ -151,25 +152,39 @@ def main(argv=None) -> int:
         torch.save(calibration_batches(tokenizer, "gsm8k", args.nsamples, args.seqlen, seed=0), tmp / "ids.pt")
         print(f"model {args.model} ({args.model_dir}); calibration gsm8k {args.nsamples} x {args.seqlen} tokens; "
               f"sparsity {args.sparsity}; torch threads {args.threads}")
-        print(f"{'impl':<15}{'method':<12}{'time s':>9}{'peak RSS MB':>13}{'RSS/model':>11}{'sparsity':>10}")
+        # RSS/model counts the interpreter, torch and transformers (~400 MB here); "extra/model" is
+        # (peak - RSS after imports) / model size: what the pruning run itself needs beyond the weights.
+        print(f"{'impl':<15}{'method':<12}{'time s':>9}{'peak RSS MB':>13}{'RSS/model':>11}{'extra/model':>13}"
+              f"{'sparsity':>10}")
+        records = []
         ours = {}
         for method in args.methods.split(","):
             r = ours[method] = _run(sys.executable, "ours", method, args, tmp)
+            records.append(r)
             print(f"{'tts-prune':<15}{method:<12}{r['seconds']:>9.1f}{r['peak_rss_mb']:>13.0f}"
-                  f"{r['peak_rss_mb'] / r['model_mb']:>11.2f}{r['global_sparsity']:>10.4f}", flush=True)
+                  f"{r['peak_rss_mb'] / r['model_mb']:>11.2f}{_extra(r):>13.2f}{r['global_sparsity']:>10.4f}",
+                  flush=True)
         if not Path(args.bench_python).exists():
             print(f"llm-compressor comparison skipped: {args.bench_python} not found (see BENCHMARKS.md)")
-            return 0
-        for method in args.compare.split(","):
+            args.compare = ""
+        for method in filter(None, args.compare.split(",")):
             r = _run(args.bench_python, "llmcompressor", method, args, tmp)
+            records.append(r)
             print(f"{'llm-compressor':<15}{method:<12}{r['seconds']:>9.1f}{r['peak_rss_mb']:>13.0f}"
-                  f"{r['peak_rss_mb'] / r['model_mb']:>11.2f}{'':>10}", flush=True)
+                  f"{r['peak_rss_mb'] / r['model_mb']:>11.2f}{_extra(r):>13.2f}{'':>10}", flush=True)
             if method in ours:
                 o = ours[method]
+                r["mask_agreement"] = mask_agreement(Path(o["masks"]), Path(r["masks"]))
                 print(f"  {method}: llm-compressor/tts-prune time {r['seconds'] / o['seconds']:.2f}x, "
                       f"peak RSS {r['peak_rss_mb'] / o['peak_rss_mb']:.2f}x, "
-                      f"mask agreement {mask_agreement(Path(o['masks']), Path(r['masks'])):.5f}", flush=True)
+                      f"mask agreement {r['mask_agreement']:.5f}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(records, indent=2))
     return 0
+
+
+def _extra(record: dict) -> float:
+    return (record["peak_rss_mb"] - record["rss_after_imports_mb"]) / record["model_mb"]
 
 
 if __name__ == "__main__":

@@ -97,3 +97,10 @@ def test_linear_stats_match_direct_computation():
     torch.testing.assert_close(stats.sq_norm, (flat ** 2).sum(0))
     torch.testing.assert_close(stats.hessian, 2 * flat.t() @ flat / 14, atol=1e-6, rtol=1e-5)
     assert stats.tokens == 14
+
+
+def test_builtin_calibration_text_is_committed_utf8():
+    texts = calibration_texts("builtin")
+    assert texts and all(len(t) > 1000 for t in texts)
+    ids = calibration_batches(CharTokenizer(), "builtin", nsamples=2, seqlen=64, seed=0)
+    assert ids.shape == (2, 64)
