@@ -27,10 +27,22 @@ def test_registry():
     (dict(method="wanda", sparsity=0.2, nsamples=0), r"nsamples=0; allowed: a positive integer"),
     (dict(method="wanda", sparsity=0.2, magnitude_scope="col"), r"magnitude_scope='col'"),
     (dict(method="wanda", sparsity=0.2, dtype="int8"), r"dtype='int8'"),
+    (dict(method="wanda", sparsity=0.2, allocation="owl", layer_sparsities=[0.2]), r"Drop layer_sparsities"),
 ])
 def test_bad_configs_say_what_and_how(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PruneConfig(**kwargs)
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gpt2", "llama", "mistral", "phi3", "qwen2", "qwen3"])
+def test_sparsegpt_prunes_every_family(family):
+    model = tiny_model(family)
+    result = prune(model, None, PruneConfig(method="sparsegpt", sparsity=0.5, blocksize=32), calibration=_ids(),
+                   show_progress=False)
+    assert abs(result.global_sparsity - 0.5) < 1e-3
+    assert ((result.matrices["sparsity"] - 0.5).abs() < 0.01).all()
+    with torch.no_grad():
+        assert torch.isfinite(model(input_ids=_ids(1, 8)).logits).all()
 
 
 def test_config_is_frozen():

@@ -100,8 +100,10 @@ class PruneConfig:
             fail(f"sparsity={self.sparsity!r} is out of range", "a float in [0, 1)", "E.g. sparsity=0.2 for 20%.")
         if self.layer_sparsities is not None:
             object.__setattr__(self, "layer_sparsities", tuple(float(x) for x in self.layer_sparsities))
-            if self.allocation != "manual":
-                object.__setattr__(self, "allocation", "manual")
+            if self.allocation not in ("uniform", "manual"):
+                fail(f"layer_sparsities together with allocation={self.allocation!r}", "one of the two",
+                     "Drop layer_sparsities, or leave allocation at its default (explicit lists mean 'manual').")
+            object.__setattr__(self, "allocation", "manual")
             if any(not 0 <= x < 1 for x in self.layer_sparsities):
                 fail(f"layer_sparsities={list(self.layer_sparsities)} has a ratio outside [0, 1)",
                      "ratios in [0, 1)", "Fix the offending entries.")
