@@ -33,6 +33,19 @@ _EXPORTS = {
     "calibration_batches": "calibration",
     "block_influence": "shortgpt",
     "perplexity": "ppl",
+    # test-time scaling evaluation (issue #6)
+    "evaluate": "evaluation",
+    "grade": "evaluation",
+    "load_results": "results",
+    "accuracy_table": "stats",
+    "paired_difference": "stats",
+    "majority_accuracy": "stats",
+    "BENCHMARKS": "benchmarks",
+    "load_benchmark": "benchmarks",
+    "redact": "benchmarks",
+    "DecodingConfig": "generation",
+    "FORMATS": "prompting",
+    "ThinkingFormat": "prompting",
 }
 
 

@@ -12,6 +12,8 @@ import sys
 COMMANDS = {
     "info": ("tts_prune.info", "load a model and print its decoder layers and parameter counts"),
     "prune": ("tts_prune.pruning", "prune a model (magnitude, wanda, sparsegpt, shortgpt) and save it with its recipe"),
+    "eval": ("tts_prune.evaluation", "evaluate a model on a benchmark at several thinking budgets (budget forcing)"),
+    "data": ("tts_prune.benchmarks", "fill data/benchmarks/ from ../shared/data/benchmarks or the hub"),
     "study": ("tts_prune.study", "run a study grid of notebooks with papermill, render HTML reports and reports/index.html"),
 }
 
