@@ -219,7 +219,7 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
                     row.waits += 1  # s1 extension: suppress the end of thinking, think on after "Wait"
                     row.forced = list(wait_ids)
                     token = row.forced.pop(0)
-                elif token in triggers:
+                elif token in triggers or token in stops:  # the model ends its thinking (or its turn)
                     row.natural_at = len(row.thinking)
                     row.state = DONE if token in stops else ANSWER
                 if row.natural_at is None:
