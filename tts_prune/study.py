@@ -40,9 +40,6 @@ NOTEBOOK_AXES: dict[str, tuple[str, ...]] = {
 }
 DENSE = "dense"  # the unpruned baseline of 04-tts-scaling: one cell per (model, benchmark)
 STRUCTURED_METHODS = ("shortgpt",)  # layer removal: allocation does not apply, only "uniform" is run
-# Where a benchmark's file lives when it is one of the real (non-procedural) sets of `make data`.
-BENCHMARK_FILES = {"math500": "math500.jsonl", "aime24": "aime24.jsonl", "amc23": "amc23.jsonl",
-                   "gpqa-diamond": "gpqa_diamond.jsonl.gz", "gsm8k": "gsm8k_test.jsonl"}
 KERNEL = "python3"
 
 
@@ -177,9 +174,10 @@ def _benchmarks(cfg: StudyConfig) -> tuple[str, ...]:
 
 
 def benchmark_available(name: str) -> bool:
-    """True when a real benchmark's file is in data/benchmarks/ or the shared folder (procedural: always)."""
-    filename = BENCHMARK_FILES.get(name)
-    return filename is None or any((d / filename).exists() for d in (paths.BENCHMARK_DIR, paths.SHARED_BENCHMARK_DIR))
+    """True when a benchmark can load here: its files are in data/benchmarks/ (`make data`), or it is procedural."""
+    from .benchmarks import BENCHMARKS, available
+
+    return name not in BENCHMARKS or available(name)
 
 
 def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
@@ -236,7 +234,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "calibration": cfg.calibration, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
-                  "dtype": cfg.dtype, "study": study.name, "show_progress": show_progress,
+                  "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
                   "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),
                   "model_out": str(models_out / rel)}
