@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## study: the main job: run the notebook grid of STUDY (default studies/default.yaml) offline; reports/index.html
-study: $(STAMP)
+study: $(STAMP) data
 	$(BIN)/tts-prune study --study $(STUDY)
 
 ## test: set up, then run the whole test suite

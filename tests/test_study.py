@@ -135,12 +135,13 @@ def _trivial_notebooks(folder: Path) -> Path:
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(_BODY)]
     nbformat.write(nb, folder / "03-pruning.ipynb")
+    nbformat.write(nb, folder / "05-report.ipynb")
     return folder
 
 
-def _study_file(tmp_path, methods) -> Path:
+def _study_file(tmp_path, methods, notebooks=("03-pruning",)) -> Path:
     path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump({"name": "tiny", "models": ["m"], "notebooks": ["03-pruning"],
+    path.write_text(yaml.safe_dump({"name": "tiny", "models": ["m"], "notebooks": list(notebooks),
                                     "methods": methods, "sparsities": [0.3], "budgets": [4, 8]}))
     return path
 
@@ -182,3 +183,20 @@ def test_failing_cell_stops_the_run_with_papermills_error(tmp_path, capsys):
     assert failed.exists() and not failed.with_suffix(".done.json").exists()  # papermill saved it; not marked done
     assert not list((tmp_path / "o" / "reports" / "tiny" / "03-pruning").glob("*method=wanda*"))  # the run stopped
     assert (tmp_path / "o" / "reports" / "index.html").exists()
+
+
+def test_report_reruns_after_new_cells_and_only_then(tmp_path):
+    notebooks = _trivial_notebooks(tmp_path / "nb")
+    dirs = dict(reports=tmp_path / "reports", results=tmp_path / "results", figures=tmp_path / "figs")
+
+    def run(methods):
+        path = _study_file(tmp_path, methods, notebooks=("03-pruning", "05-report"))
+        cells = study.run_study(study.load_study(path), notebooks=notebooks, show_progress=False, **dirs)
+        return {c.output: c.output.stat().st_mtime_ns for c in cells}, cells[-1]
+
+    first, report = run(["wanda"])
+    assert report.notebook == "05-report"
+    again, _ = run(["wanda"])
+    assert again == first  # nothing new: the report is not redone
+    more, _ = run(["wanda", "magnitude"])
+    assert more[report.output] != first[report.output]  # a new cell ran: the report reads the store again

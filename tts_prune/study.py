@@ -287,12 +287,15 @@ def run_study(study: StudyConfig, reports: Path | None = None, notebooks: Path |
     cells = expand(study, reports=reports, show_progress=show_progress, **dirs)
     install_widget_assets(reports)
     bar = tqdm(cells, desc=f"study {study.name}", unit="notebook", disable=not show_progress)
+    ran = False
     try:
         for cell in bar:
             bar.set_postfix_str(f"{cell.notebook} {cell.label}"[:80])
-            if not force and is_done(cell, notebooks / f"{cell.notebook}.ipynb"):
+            summary = not NOTEBOOK_AXES[cell.notebook]  # the report reads the whole store: redo it after new runs
+            if not force and not (summary and ran) and is_done(cell, notebooks / f"{cell.notebook}.ipynb"):
                 continue
             run_cell(cell, notebooks, show_progress=show_progress)
+            ran = True
     finally:  # the index also links what finished before a failure
         write_manifest(study, cells, reports)
         write_index(reports)
