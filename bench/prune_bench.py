@@ -33,6 +33,12 @@ METHODS = {  # label -> PruneConfig keyword arguments
 
 
 def _peak_rss_mb() -> float:
+    # VmHWM is this process's own high-water mark; ru_maxrss would carry the parent's peak over exec.
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -143,10 +149,12 @@ def main(argv=None) -> int:
     import torch
 
     from tts_prune import calibration_batches
-    from tts_prune.models import embedded_model_dir, load_model
+    from transformers import AutoTokenizer
+
+    from tts_prune.models import embedded_model_dir
 
     args.model_dir = args.model_dir or str(embedded_model_dir(args.model))
-    _, tokenizer = load_model(args.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         torch.save(calibration_batches(tokenizer, "gsm8k", args.nsamples, args.seqlen, seed=0), tmp / "ids.pt")
