@@ -46,6 +46,10 @@ _EXPORTS = {
     "DecodingConfig": "generation",
     "FORMATS": "prompting",
     "ThinkingFormat": "prompting",
+    # the study: grid runner and report (issue #4)
+    "StudyConfig": "study",
+    "load_study": "study",
+    "run_study": "study",
 }
 
 
