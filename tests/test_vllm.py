@@ -18,7 +18,7 @@ BUDGETS = [6, 16]
 def engine():
     from tts_prune.vllm_backend import VLLMBackend
 
-    return VLLMBackend(MODEL, dtype="float32", max_model_len=512, gpu_memory_utilization=0.5)
+    return VLLMBackend(MODEL, dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)  # on CPU: share of RAM
 
 
 def test_vllm_greedy_sweep_matches_transformers(engine):
@@ -47,3 +47,23 @@ def test_vllm_sampling_is_seeded_and_prefix_consistent(engine):
     assert first == again
     for small, large in zip(first[::2], first[1::2]):
         assert large.thinking.startswith(small.thinking) and small.thinking_tokens <= small.budget
+
+
+def test_cli_eval_backend_vllm(tmp_path):
+    # A plain command line, as the lead will run it on a GPU: `tts-prune eval --backend vllm`.
+    import json
+    import subprocess
+    import sys
+
+    data = tmp_path / "set.jsonl"
+    data.write_text("\n".join(json.dumps({"id": f"q{i}", "problem": f"What is {i}+{i}?", "answer": str(2 * i)})
+                              for i in range(2)) + "\n")
+    command = [sys.executable, "-m", "tts_prune.cli", "eval", "--model", MODEL, "--benchmark", str(data),
+               "--budgets", "8,16", "--answer-tokens", "8", "--backend", "vllm", "--gpu-memory-utilization", "0.3",
+               "--out", str(tmp_path / "r")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from tts_prune.results import load_results
+
+    records = load_results(tmp_path / "r")
+    assert len(records) == 4 and set(records["backend"]) == {"vllm"}

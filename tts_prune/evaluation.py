@@ -66,13 +66,15 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
              seeds=None, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, answer_tokens: int = 64,
              waits: int = 0, thinking_format=None, backend: str = "auto", batch_size: int = 8,
              recipe: dict | None = None, out=None, model_name: str | None = None, benchmark_seed: int = 0,
-             tensor_parallel_size: int = 1, show_progress: bool = True) -> pd.DataFrame:
+             tensor_parallel_size: int = 1, vllm_options: dict | None = None,
+             show_progress: bool = True) -> pd.DataFrame:
     """Evaluate a model on ``benchmark`` at every thinking budget; one row per problem x budget x sample.
 
     ``model_or_path``: a loaded ``(model, tokenizer)`` pair or a reference for ``load_model``.
     ``seeds`` (explicit sample seeds) default to ``range(samples)``; greedy decoding uses one seed, 0.
     ``recipe`` (a pruning recipe dict) is stored for provenance. ``out`` is the results folder
     (default ``paths.RESULTS_DIR``); finished records found there are reused, not regenerated.
+    ``vllm_options`` go to ``vllm.LLM`` (e.g. ``{"gpu_memory_utilization": 0.3}``, on CPU a share of RAM).
     """
     budgets = check_budgets(budgets)
     if samples < 1:
@@ -99,7 +101,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     if backend == "vllm":
         from .vllm_backend import VLLMBackend
 
-        engine = VLLMBackend(model_or_path if model is None else name, tensor_parallel_size=tensor_parallel_size)
+        engine = VLLMBackend(model_or_path if model is None else name, tensor_parallel_size=tensor_parallel_size,
+                             **(vllm_options or {}))
         tokenizer, fingerprint = engine.tokenizer, fingerprint or engine.fingerprint
     fmt = get_format(thinking_format) if thinking_format is not None else detect_format(tokenizer)
     provenance = {"model_hash": fingerprint, "package_version": __version__, "backend": backend,
@@ -154,6 +157,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default="auto", choices=BACKENDS)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
+    parser.add_argument("--gpu-memory-utilization", type=float, default=None,
+                        help="vLLM memory share (on CPU: of RAM; lower it when memory is short)")
     parser.add_argument("--out", default=None, help="results folder (default results/)")
 
 
@@ -163,7 +168,9 @@ def run(args) -> int:
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                      answer_tokens=args.answer_tokens, waits=args.waits, thinking_format=args.format,
                      backend=args.backend, batch_size=args.batch_size,
-                     tensor_parallel_size=args.tensor_parallel_size, out=args.out)
+                     tensor_parallel_size=args.tensor_parallel_size, out=args.out,
+                     vllm_options={} if args.gpu_memory_utilization is None
+                     else {"gpu_memory_utilization": args.gpu_memory_utilization})
     from .stats import accuracy_table
 
     print(accuracy_table(frame, by=["budget"]).round(3).to_string())
