@@ -330,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
         method=args.method, sparsity=args.sparsity, allocation=args.allocation, nm=args.nm,
         magnitude_scope=args.magnitude_scope, nsamples=args.nsamples, seqlen=args.seqlen, seed=args.seed,
         calibration=args.calibration, owl_m=args.owl_m, owl_lambda=args.owl_lambda, layerif_eps=args.layerif_eps,
-        layer_sparsities=layer_sparsities, dtype="auto" if args.dtype == "auto" else args.dtype)
+        layer_sparsities=layer_sparsities, dtype=args.dtype)
     model, tokenizer = load_model(args.model, dtype=args.dtype, device_map=args.device_map)
     result = prune(model, tokenizer, config)
     out = save_pruned(model, tokenizer, result, args.out, source=args.model)
