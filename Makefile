@@ -70,6 +70,10 @@ test-vllm:
 bench-tts: $(STAMP)
 	$(BIN)/python bench/tts_bench.py
 
+## model: train the toy-reasoner once (cached in models/embedded/toy-reasoner; --rebuild via tts-prune train-toy)
+model: $(STAMP)
+	$(BIN)/tts-prune train-toy
+
 ## clean: remove caches and run outputs (keeps .venv and data)
 clean:
 	rm -rf models results reports .pytest_cache

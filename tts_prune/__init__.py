@@ -33,6 +33,11 @@ _EXPORTS = {
     "calibration_batches": "calibration",
     "block_influence": "shortgpt",
     "perplexity": "ppl",
+    # toy reasoner (issue #5)
+    "make_problems": "toy_task",
+    "ToyConfig": "toy",
+    "train_toy_reasoner": "toy",
+    "budget_accuracy": "toy",
     # test-time scaling evaluation (issue #6)
     "evaluate": "evaluation",
     "grade": "evaluation",
