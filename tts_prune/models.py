@@ -240,7 +240,11 @@ def model_fingerprint(model: PreTrainedModel) -> str:
             flat = tensor.detach().reshape(-1)
             step = max(1, flat.numel() // 4096)
             digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-            summary = torch.stack([flat.float().abs().sum(), (flat == 0).sum().float()]).cpu()
-            digest.update(summary.numpy().tobytes())
+            # Chunked so no full-size temporary (an 8B model's embedding is GBs) is ever materialised.
+            abs_sum, zeros = 0.0, 0
+            for chunk in flat.split(1 << 20):
+                abs_sum += float(chunk.abs().sum(dtype=torch.float64))
+                zeros += int((chunk == 0).sum())
+            digest.update(f"{abs_sum:.6e}:{zeros}".encode())
             digest.update(flat[::step].float().cpu().numpy().tobytes())
     return digest.hexdigest()[:16]
