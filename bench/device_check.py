@@ -61,7 +61,7 @@ def main() -> None:
         began = time.perf_counter()
         result = tts_prune.prune(model, tokenizer, config, calibration=calibration)
         pruned[(device, dtype)] = model
-        print(f"wanda {args.sparsity:.0%} on {device} {dtype}: global sparsity {result.global_sparsity():.4f}, "
+        print(f"wanda {args.sparsity:.0%} on {device} {dtype}: global sparsity {result.global_sparsity:.4f}, "
               f"{time.perf_counter() - began:.1f} s")
     reference = masks(pruned[("cpu", "float32")])
     for key, model in pruned.items():
