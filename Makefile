@@ -74,6 +74,10 @@ bench-tts: $(STAMP)
 model: $(STAMP)
 	$(BIN)/tts-prune train-toy
 
+## bench: every benchmark (pruning vs llm-compressor, TTS sweep cost and throughput); record results in BENCHMARKS.md
+.PHONY: bench
+bench: bench-prune bench-tts
+
 ## clean: remove caches and run outputs (keeps .venv and data)
 clean:
 	rm -rf models results reports .pytest_cache
