@@ -166,6 +166,8 @@ def test_run_writes_notebooks_html_index_and_skips_done_cells(tmp_path):
     stamps = [c.output.stat().st_mtime_ns for c in cells]
     study.run_study(cfg, notebooks=notebooks, show_progress=False, **dirs)
     assert [c.output.stat().st_mtime_ns for c in cells] == stamps  # done cells are skipped
+    study.run_study(cfg, notebooks=notebooks, show_progress=True, **dirs)
+    assert [c.output.stat().st_mtime_ns for c in cells] == stamps  # a progress bar is not a new computation
     changed = study.load_study(_study_file(tmp_path, ["magnitude", "wanda"]), budgets=[4, 16])
     study.run_study(changed, notebooks=notebooks, show_progress=False, **dirs)
     assert all(c.output.stat().st_mtime_ns != s for c, s in zip(cells, stamps))  # new parameters: run again

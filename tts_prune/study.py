@@ -249,8 +249,13 @@ def notebook_parameters(notebook: Path) -> dict:
     return papermill.inspect_notebook(str(notebook))
 
 
+# Parameters that change how a run looks, not what it computes: a cell done with a progress bar is done.
+_COSMETIC = frozenset({"show_progress"})
+
+
 def _fingerprint(cell: Cell, source: Path) -> dict:
-    return {"parameters": cell.parameters, "notebook_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    parameters = {k: v for k, v in cell.parameters.items() if k not in _COSMETIC}
+    return {"parameters": parameters, "notebook_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
 
 
 def is_done(cell: Cell, source: Path) -> bool:
