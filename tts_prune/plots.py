@@ -102,9 +102,15 @@ def _band(ax, table: pd.DataFrame, x: str, hue: str | None, y: str = "acc") -> N
     for index, (key, group) in enumerate(groups):
         group = group.sort_values(x)
         label = None if key is None else str(key)
-        ax.plot(group[x], group[y], marker="o", color=f"C{index % 10}", label=label)
+        # Past ten runs the colour cycle repeats: the line style and marker keep every run distinguishable,
+        # and the dense baseline is always the thick black line.
+        dense = label == "dense"
+        color = "black" if dense else f"C{index % 10}"
+        style = dict(linestyle=("-", "--", ":", "-.")[(index // 10) % 4], marker="osD^"[(index // 10) % 4],
+                     linewidth=2.5 if dense else 1.5, zorder=3 if dense else 2)
+        ax.plot(group[x], group[y], color=color, label=label, **style)
         if {"ci_low", "ci_high"} <= set(group.columns):
-            ax.fill_between(group[x], group["ci_low"], group["ci_high"], color=f"C{index % 10}", alpha=0.15)
+            ax.fill_between(group[x], group["ci_low"], group["ci_high"], color=color, alpha=0.12)
 
 
 def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = None, title: str = "") -> plt.Figure:
@@ -120,7 +126,7 @@ def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = No
         ax.set_ylabel("accuracy (pass@1)")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(str(panel) if panel is not None else title or "Test-time scaling")
-    axes[0][-1].legend(title=hue, fontsize=8, loc="best")
+    axes[0][-1].legend(title=hue, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves stay visible
     fig.tight_layout()
     return fig
 
