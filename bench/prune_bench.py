@@ -43,7 +43,7 @@ def _peak_rss_mb() -> float:
 
 
 def _save_masks(model, path: Path) -> None:
-    from tts_prune.layers import decoder_layers, prunable_linears, weight_matrix
+    from tts_prune.models.layers import decoder_layers, prunable_linears, weight_matrix
 
     masks = {f"{i}.{name}": np.packbits((weight_matrix(m) == 0).cpu().numpy())
              for i, block in enumerate(decoder_layers(model)) for name, m in prunable_linears(block).items()}
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
     from tts_prune import calibration_batches
     from transformers import AutoTokenizer
 
-    from tts_prune.models import embedded_model_dir
+    from tts_prune.models.embedded import embedded_model_dir
 
     args.model_dir = args.model_dir or str(embedded_model_dir(args.model))
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)

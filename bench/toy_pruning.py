@@ -3,8 +3,8 @@
 Usage: ``.venv/bin/python bench/toy_pruning.py [--problems 200] [--budget 256]``
 
 Calibration is drawn from train-split conversations (never the test problems: ``toy_task.split_of``).
-Accuracy gets a 95% Wilson interval; the change against dense gets a 95% interval of the paired
-per-problem difference (same problems for every row), so "changed by more than its CI" is testable.
+Accuracy gets a 95% Wilson interval; the change against dense is ``tts_prune.paired_difference`` on the
+same problems (95% bootstrap interval and a sign-flip p-value).
 """
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import copy
 import math
 import time
 
+import pandas as pd
 import torch
 
 import tts_prune
-from tts_prune import paths, toy, toy_task
+from tts_prune import paths
+from tts_prune.models import toy, toy_task
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -26,12 +28,10 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def paired_diff(pruned: list[bool], dense: list[bool], z: float = 1.96) -> tuple[float, float]:
-    """Mean of (pruned - dense) per problem and the half-width of its 95% normal interval."""
-    diffs = [int(a) - int(b) for a, b in zip(pruned, dense)]
-    mean = sum(diffs) / len(diffs)
-    var = sum((d - mean) ** 2 for d in diffs) / max(1, len(diffs) - 1)
-    return mean, z * math.sqrt(var / len(diffs))
+def paired(pruned: list[bool], dense: list[bool]) -> dict:
+    """Pruned minus dense on the same problems: ``tts_prune.paired_difference`` (bootstrap CI, sign-flip p)."""
+    frame = lambda flags: pd.DataFrame({"problem_id": range(len(flags)), "correct": flags})  # noqa: E731
+    return tts_prune.paired_difference(frame(pruned), frame(dense))
 
 
 def calibration_file(tokenizer, nsamples: int) -> str:
@@ -69,14 +69,16 @@ def main() -> None:
 
     n = len(problems)
     print(f"\nbudget {args.budget}, {n} held-out problems (seed 1), calibration {args.nsamples}x{args.seqlen} train-split tokens")
-    print("| method | sparsity | accuracy | 95% CI (Wilson) | change vs dense | 95% CI of change | beyond CI |")
+    print("| method | sparsity | accuracy | 95% CI (Wilson) | change vs dense | 95% CI of change (bootstrap) | p (sign flip) |")
     print("|---|---|---|---|---|---|---|")
     for method, sparsity, flags, _ in rows:
         low, high = wilson(sum(flags), n)
-        diff, half = paired_diff(flags, base)
-        beyond = "yes" if abs(diff) > half else "no"
-        print(f"| {method} | {sparsity:.0%} | {sum(flags) / n:.3f} | [{low:.3f}, {high:.3f}] | {diff:+.3f} | "
-              f"±{half:.3f} | {beyond if method != 'dense' else '-'} |")
+        if method == "dense":
+            print(f"| dense | 0% | {sum(flags) / n:.3f} | [{low:.3f}, {high:.3f}] | - | - | - |")
+            continue
+        d = paired(flags, base)
+        print(f"| {method} | {sparsity:.0%} | {sum(flags) / n:.3f} | [{low:.3f}, {high:.3f}] | {d['diff']:+.3f} | "
+              f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | {d['p_value']:.3g} |")
 
 
 if __name__ == "__main__":

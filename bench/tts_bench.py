@@ -14,10 +14,10 @@ import time
 
 import torch
 
-from tts_prune.benchmarks import load_benchmark
-from tts_prune.generation import DecodingConfig, sweep
-from tts_prune.models import load_model
-from tts_prune.prompting import FORMATS, build_prompt
+from tts_prune.tts.benchmarks import load_benchmark
+from tts_prune.tts.generation import DecodingConfig, sweep
+from tts_prune.models.loading import load_model
+from tts_prune.tts.formats import FORMATS, build_prompt
 
 
 def generated_tokens(gens, shared_thinking: bool) -> int:

@@ -9,7 +9,7 @@ def toy_pair(seed: int = 0, logit_scale: float = 1.0):
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tts_prune.toy import build_tokenizer
+    from tts_prune.models.toy import build_tokenizer
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,

@@ -13,7 +13,7 @@ def tiny_model_dir(target: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from tts_prune.models import embedded_model_dir
+    from tts_prune.models.embedded import embedded_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir("smollm2-135m-instruct"))
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -29,13 +29,15 @@ def tiny_model_dir(target: Path) -> Path:
 @functools.lru_cache(maxsize=1)
 def smoke_run() -> dict:
     """Run studies/smoke.yaml once per test session on the tiny model, in a temporary output tree."""
-    from tts_prune import benchmarks, paths, study
+    from tts_prune import paths
+    from tts_prune.study import grid, runner
+    from tts_prune.tts import benchmarks
 
     if not benchmarks.available("gsm8k") and paths.SHARED_BENCHMARK_DIR.exists():
         benchmarks.fetch(show_progress=False)  # what `make data` does: copy the shared benchmark files
     out = Path(tempfile.mkdtemp(prefix="tts-prune-smoke-"))
     model = str(tiny_model_dir(out / "tiny-llama"))
-    cfg = study.load_study(ROOT / "studies" / "smoke.yaml", models=[model])
+    cfg = grid.load_study(ROOT / "studies" / "smoke.yaml", models=[model])
     dirs = dict(reports=out / "reports", results=out / "results", figures=out / "figures", models_out=out / "models")
-    cells = study.run_study(cfg, show_progress=False, **dirs)
+    cells = runner.run_study(cfg, show_progress=False, **dirs)
     return {"out": out, "model": model, "cells": cells, "study": cfg, **dirs}

@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 from tests.conftest import tiny_model
 from tts_prune import DEFAULT_MODEL
 from tts_prune.cli import main
-from tts_prune.models import embedded_model_dir
+from tts_prune.models.embedded import embedded_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

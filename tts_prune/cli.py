@@ -10,12 +10,12 @@ import importlib
 import sys
 
 COMMANDS = {
-    "info": ("tts_prune.info", "load a model and print its decoder layers and parameter counts"),
-    "prune": ("tts_prune.pruning", "prune a model (magnitude, wanda, sparsegpt, shortgpt) and save it with its recipe"),
-    "eval": ("tts_prune.evaluation", "evaluate a model on a benchmark at several thinking budgets (budget forcing)"),
-    "data": ("tts_prune.benchmarks", "fill data/benchmarks/ from ../shared/data/benchmarks or the hub"),
-    "train-toy": ("tts_prune.toy", "train (once, cached) the toy-reasoner: a small Qwen3 model with real test-time scaling"),
-    "study": ("tts_prune.study", "run a study grid of notebooks with papermill, render HTML reports and reports/index.html"),
+    "info": ("tts_prune.models.info", "load a model and print its decoder layers and parameter counts"),
+    "prune": ("tts_prune.pruning.driver", "prune a model (magnitude, wanda, sparsegpt, shortgpt) and save it with its recipe"),
+    "eval": ("tts_prune.tts.evaluation", "evaluate a model on a benchmark at several thinking budgets (budget forcing)"),
+    "data": ("tts_prune.tts.benchmarks", "fill data/benchmarks/ from ../shared/data/benchmarks or the hub"),
+    "train-toy": ("tts_prune.models.embedded", "train (once, cached) the toy-reasoner: a small Qwen3 model with real test-time scaling"),
+    "study": ("tts_prune.study.cli", "run a study grid of notebooks with papermill, render HTML reports and reports/index.html"),
 }
 
 

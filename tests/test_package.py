@@ -1,0 +1,79 @@
+"""The package's shape: a light top-level import, no import cycles, every public name resolvable."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import tts_prune
+
+PACKAGE = Path(tts_prune.__file__).resolve().parent
+SUBPACKAGES = ("models", "pruning", "tts", "study")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> the tts_prune modules it imports (top-level or inside functions), from the source."""
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = edges.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module] if node.module else [f"{module}.{a.name}" for a in node.names]
+                targets.update(names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tts_prune"):
+                targets.add(node.module)
+    return edges
+
+
+def test_import_is_light():
+    code = "import sys, tts_prune; import tts_prune.models, tts_prune.pruning, tts_prune.tts, tts_prune.study; " \
+           "print(sorted(m for m in ('torch', 'transformers', 'pandas') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_no_import_cycles():
+    edges = _imports()
+    known = set(edges)
+    graph = {a: {b for b in bs if b in known and b != "tts_prune" and b != a} for a, bs in edges.items()}
+
+    def reachable(start):
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in graph.get(stack.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return seen
+
+    cycles = sorted(a for a in graph if a in reachable(a))
+    assert cycles == []
+
+
+def test_subpackages_and_layout():
+    assert {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()} == set(SUBPACKAGES)
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "cli.py", "paths.py"]
+
+
+def test_public_api_resolves():
+    for name in tts_prune.__all__:
+        assert getattr(tts_prune, name) is not None, name
+
+
+def test_cli_commands_resolve():
+    import importlib
+
+    from tts_prune.cli import COMMANDS
+
+    for module_name, _ in COMMANDS.values():
+        module = importlib.import_module(module_name)
+        assert callable(module.add_arguments) and callable(module.run)

@@ -1,0 +1,7 @@
+"""Pruning: the calibration loop, the kernels, layer-wise allocation, ShortGPT, the driver, perplexity.
+
+Modules: ``calibration`` (token windows and the ONE loop that walks any decoder block by block),
+``kernels`` (pure functions ``weight, stats, sparsity -> mask``: magnitude, Wanda, SparseGPT, N:M),
+``allocation`` (Uniform, OWL, AlphaPruning, LayerIF), ``shortgpt`` (Block Influence, block removal),
+``driver`` (PruneConfig, prune, save_pruned, the ``prune`` command), ``ppl`` (perplexity).
+"""

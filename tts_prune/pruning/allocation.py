@@ -1,0 +1,224 @@
+"""Layer-wise sparsity allocation: how much of each decoder block to prune for a global target ``s``.
+
+Every strategy returns one ratio per block whose mean, weighted by the block's prunable parameters,
+equals ``s`` (to float precision, after clipping into [0, 1)). Registry: :data:`ALLOCATORS`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .calibration import walk_blocks
+from ..models.layers import decoder_layers, prunable_linears, weight_matrix
+from .kernels import hill_alpha, outlier_ratio, wanda_score
+
+MAX_RATIO = 0.99  # a block pruned to 100% would zero every linear in it; keep one weight in a hundred
+
+
+def layer_weights(model: nn.Module) -> list[int]:
+    """Prunable parameters per decoder block (the weights of the weighted-mean constraint)."""
+    return [sum(weight_matrix(m).numel() for m in prunable_linears(b).values()) for b in decoder_layers(model)]
+
+
+def rebalance(ratios: Sequence[float], weights: Sequence[float], target: float, scale: bool = False) -> list[float]:
+    """Shift (after an optional multiplicative rescale) ``ratios`` so that the ``weights``-weighted mean
+    of ``clip(ratio, 0, MAX_RATIO)`` equals ``target``; the shift is found by bisection."""
+    r = torch.tensor(ratios, dtype=torch.float64)
+    w = torch.tensor(weights, dtype=torch.float64)
+    if scale and float((w * r).sum()) > 0:
+        r = r * target * w.sum() / (w * r).sum()  # AlphaPruning's rescaling
+
+    def mean(shift: float) -> float:
+        return float((w * (r + shift).clamp(0, MAX_RATIO)).sum() / w.sum())
+
+    low, high = -1.0 - float(r.max()), 1.0 - float(r.min())
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mean(mid) < target else (low, mid)
+    return [float(x) for x in (r + (low + high) / 2).clamp(0, MAX_RATIO)]
+
+
+def linear_map(scores: Sequence[float], low: float, high: float) -> list[float]:
+    """Map scores linearly onto [low, high] (min -> low, max -> high); constant scores map to the middle."""
+    s = torch.tensor(scores, dtype=torch.float64)
+    span = float(s.max() - s.min())
+    if span == 0:
+        return [(low + high) / 2] * len(s)
+    return [float(x) for x in (s - s.min()) / span * (high - low) + low]
+
+
+# --------------------------------------------------------------------------------------- signals
+@torch.no_grad()
+def activation_profile(model: nn.Module, tokenizer=None, calibration: torch.Tensor | None = None, *,
+                       owl_m: float = 5.0, batch_size: int = 1, show_progress: bool = True,
+                       **calibration_kwargs) -> pd.DataFrame:
+    """One row per (layer, linear) of the *dense* model: input-feature-norm statistics of ||X_j||_2 and
+    the OWL outlier ratio of its Wanda scores, plus the block-level ratio OWL uses (``layer_outlier_ratio``:
+    share of all the block's scores above ``owl_m`` x the block's mean score, arXiv 2310.05175)."""
+    ids = _ids(tokenizer, calibration, calibration_kwargs)
+    rows = []
+    for step in walk_blocks(model, ids, batch_size=batch_size, show_progress=show_progress, desc="profile"):
+        linears = prunable_linears(step.block)
+        stats = step.collect(linears=linears)
+        scores = {name: wanda_score(weight_matrix(linears[name]), st.sq_norm) for name, st in stats.items()}
+        total = sum(float(s.sum()) for s in scores.values())
+        count = sum(s.numel() for s in scores.values())
+        threshold = owl_m * total / count
+        layer_ratio = sum(float((s > threshold).sum()) for s in scores.values()) / count
+        for name, st in stats.items():
+            norm = st.sq_norm.sqrt()
+            rows.append({"layer": step.index, "linear": name, "in_features": norm.numel(),
+                         "norm_mean": float(norm.mean()), "norm_median": float(norm.median()),
+                         "norm_max": float(norm.max()), "norm_max_over_median": float(norm.max() / norm.median().clamp_min(1e-12)),
+                         "outlier_ratio": outlier_ratio(scores[name], owl_m), "layer_outlier_ratio": layer_ratio})
+    return pd.DataFrame(rows)
+
+
+def _ids(tokenizer, calibration, kwargs) -> torch.Tensor:
+    if isinstance(calibration, torch.Tensor):
+        return calibration
+    from .calibration import calibration_batches
+
+    return calibration_batches(tokenizer, calibration or kwargs.pop("source", "gsm8k"), **kwargs)
+
+
+def alpha_per_layer(model: nn.Module) -> list[float]:
+    """Mean heavy-tail exponent (Hill estimator of the ESD) over each block's linears; needs no data."""
+    return [float(torch.tensor([hill_alpha(weight_matrix(m)) for m in prunable_linears(b).values()]).nanmean())
+            for b in decoder_layers(model)]
+
+
+def layerif_scores(model: nn.Module, input_ids: torch.Tensor, proj_dim: int = 32, seed: int = 0,
+                   show_progress: bool = True) -> list[float]:
+    """Per-block LayerIF score: summed positive influence of "train" sequences on the validation loss.
+
+    Approximation (stated because LayerIF, arXiv 2505.23811, publishes no score code): the first half of
+    ``input_ids`` are training samples, the second half the validation set. For block l, the gradient of
+    each sample's LM loss w.r.t. the block's linear weights G (out, in) is sketched to
+    P_out^T G P_in (proj_dim^2 values per linear, fixed Gaussian P, LoGra-style) to keep memory O(proj_dim^2).
+    The influence of train sample k is I_k = -v^T (H_l + lambda I)^-1 g_k, with v the mean validation
+    gradient and the inverse in DataInf's closed form (arXiv 2310.00902):
+    (1/n sum_i g_i g_i^T + lambda I)^-1 ~ 1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)),
+    lambda = 0.1 x mean squared gradient entry. Positive I_k means up-weighting k raises validation loss;
+    the score is sum_k max(I_k, 0), so a higher score marks a lower-quality block.
+    """
+    from tqdm.auto import tqdm
+
+    if input_ids.shape[0] < 2:
+        raise ValueError(f"LayerIF needs >= 2 calibration sequences (train and validation), got {input_ids.shape[0]}")
+    layers = decoder_layers(model)
+    linears = [prunable_linears(b) for b in layers]
+    gen = torch.Generator().manual_seed(seed)
+    proj = [{n: (torch.randn(weight_matrix(m).shape[0], proj_dim, generator=gen) / proj_dim ** 0.5,
+                 torch.randn(weight_matrix(m).shape[1], proj_dim, generator=gen) / proj_dim ** 0.5)
+             for n, m in lin.items()} for lin in linears]
+    params = {p: p.requires_grad for p in model.parameters()}
+    wanted = {id(m.weight) for lin in linears for m in lin.values()}
+    for p in params:
+        p.requires_grad_(id(p) in wanted)
+    device = model.get_input_embeddings().weight.device
+    sketches: list[list[torch.Tensor]] = [[] for _ in layers]  # [layer][sample] -> (D,)
+    try:
+        for ids in tqdm(input_ids, desc="LayerIF gradients", disable=not show_progress):
+            model.zero_grad(set_to_none=True)
+            ids = ids.unsqueeze(0).to(device)
+            with torch.enable_grad():
+                model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+            for l, lin in enumerate(linears):
+                parts = []
+                for name, module in lin.items():
+                    g = module.weight.grad.float()
+                    g = g if isinstance(module, nn.Linear) else g.t()  # (out, in)
+                    p_out, p_in = proj[l][name]
+                    parts.append((p_out.to(g.device).t() @ g @ p_in.to(g.device)).reshape(-1).cpu())
+                sketches[l].append(torch.cat(parts).double())
+    finally:
+        model.zero_grad(set_to_none=True)
+        for p, flag in params.items():
+            p.requires_grad_(flag)
+    ntrain = input_ids.shape[0] // 2
+    return [float(datainf_influence(torch.stack(g[:ntrain]), torch.stack(g[ntrain:]).mean(0)).clamp_min(0).sum())
+            for g in sketches]
+
+
+def datainf_influence(train: torch.Tensor, val: torch.Tensor, damping: float = 0.1) -> torch.Tensor:
+    """DataInf influence (arXiv 2310.00902) of each train gradient (n, D) on the validation gradient (D,).
+
+    I_k = -v^T (1/n sum_i g_i g_i^T + lambda I)^-1 g_k with the inverse replaced by DataInf's
+    1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)) and lambda = damping x mean(|g_i|^2) / D.
+    Only dot products are needed: O(n^2 D), no D x D matrix. Returns (n,).
+    """
+    g, v = train.double(), val.double()
+    sq = (g * g).sum(1)                                   # (n,)
+    lam = damping * float(sq.mean()) / g.shape[1]
+    vg, gram = g @ v, g @ g.t()                           # (n,), (n, n)
+    correction = ((vg / (lam + sq)).unsqueeze(1) * gram).mean(0)  # (1/n) sum_i (v.g_i)(g_i.g_k)/(lam+|g_i|^2)
+    return -(vg - correction) / lam
+
+
+# -------------------------------------------------------------------------------------- strategies
+def uniform(model, ids, config, show_progress=True) -> list[float]:
+    """Every block gets the target sparsity."""
+    return [config.sparsity] * len(decoder_layers(model))
+
+
+def owl(model, ids, config, show_progress=True) -> list[float]:
+    """OWL: "Outlier Weighed Layerwise Sparsity" (Yin et al., arXiv 2310.05175). Blocks with more
+    outliers (Wanda scores above M x mean) get lower sparsity, linearly within s +- lambda."""
+    profile = activation_profile(model, calibration=ids, owl_m=config.owl_m, batch_size=config.batch_size,
+                                 show_progress=show_progress)
+    ratios = profile.groupby("layer")["layer_outlier_ratio"].first().tolist()
+    mapped = linear_map(ratios, 0.0, 2 * config.owl_lambda)
+    return rebalance([config.sparsity - x for x in mapped], layer_weights(model), config.sparsity)
+
+
+def alphapruning(model, ids, config, show_progress=True) -> list[float]:
+    """AlphaPruning: "Using Heavy-Tailed Self Regularization Theory for Improved Layer-wise Pruning of
+    LLMs" (Lu et al., arXiv 2410.10912). Higher ESD exponent alpha (less well trained) -> more pruning,
+    linear in [s(1-eps), s(1+eps)] then rescaled to the target mean; needs no data."""
+    eps = config.layerif_eps
+    mapped = linear_map(alpha_per_layer(model), config.sparsity * (1 - eps), config.sparsity * (1 + eps))
+    return rebalance(mapped, layer_weights(model), config.sparsity, scale=True)
+
+
+def layerif(model, ids, config, show_progress=True) -> list[float]:
+    """LayerIF: "Estimating Layer Quality for Large Language Models using Influence Functions"
+    (arXiv 2505.23811). Higher influence score (lower quality) -> more pruning, linear in
+    [s(1-eps), s(1+eps)] (eps=0.3 as in its code), rescaled to the target mean. Scores: :func:`layerif_scores`."""
+    eps = config.layerif_eps
+    scores = layerif_scores(model, ids[: config.layerif_samples], seed=config.seed, show_progress=show_progress)
+    mapped = linear_map(scores, config.sparsity * (1 - eps), config.sparsity * (1 + eps))
+    return rebalance(mapped, layer_weights(model), config.sparsity, scale=True)
+
+
+def manual(model, ids, config, show_progress=True) -> list[float]:
+    """Explicit per-block sparsities from the user (``PruneConfig.layer_sparsities``)."""
+    ratios, weights = list(config.layer_sparsities or []), layer_weights(model)
+    if len(ratios) != len(weights):
+        raise ValueError(f"layer_sparsities has {len(ratios)} entries but the model has {len(weights)} decoder "
+                         "blocks; give one ratio per block")
+    mean = sum(r * w for r, w in zip(ratios, weights)) / sum(weights)
+    if abs(mean - config.sparsity) > 1e-3:
+        raise ValueError(f"layer_sparsities have parameter-weighted mean {mean:.4f} but sparsity={config.sparsity}; "
+                         f"set sparsity={mean:.4f} or adjust the list")
+    return ratios
+
+
+ALLOCATORS: dict[str, Callable] = {"uniform": uniform, "owl": owl, "alphapruning": alphapruning,
+                                   "layerif": layerif, "manual": manual}
+NEEDS_DATA = {"owl", "layerif"}
+
+
+def allocate(model: nn.Module, tokenizer, config, calibration: torch.Tensor | None = None,
+             show_progress: bool = True) -> list[float]:
+    """Per-block sparsities for ``config.allocation`` (does not prune). ``calibration`` is token ids
+    (nsamples, seqlen); if None they are drawn from ``config.calibration``."""
+    ids = calibration
+    if ids is None and config.allocation in NEEDS_DATA:
+        from .calibration import calibration_batches
+
+        ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed)
+    return ALLOCATORS[config.allocation](model, ids, config, show_progress)

@@ -1,0 +1,339 @@
+"""Pruning driver (`tts_prune.prune` is its function, `tts_prune.pruning` this subpackage): a validated config,
+a registry of methods, a result record and a saved recipe.
+
+``prune(model, tokenizer, PruneConfig(method="wanda", sparsity=0.2, allocation="owl"))`` allocates
+per-block sparsities, walks the blocks once with the calibration loop and prunes each block before
+its outputs feed the next one. ShortGPT removes whole blocks instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .. import __version__
+from .allocation import ALLOCATORS, allocate, layer_weights
+from .calibration import LinearStats, calibration_batches, walk_blocks
+from ..models.dtypes import DTYPES
+from ..models.layers import decoder_layers, prunable_linears, weight_matrix
+from .kernels import magnitude_mask, parse_nm, sparsegpt_prune, wanda_mask
+
+
+
+# --------------------------------------------------------------------------------------- methods
+def _magnitude(weight, stats, sparsity, config):
+    return None, magnitude_mask(weight, sparsity, config.magnitude_scope, parse_nm(config.nm))
+
+
+def _wanda(weight, stats, sparsity, config):
+    return None, wanda_mask(weight, stats.sq_norm, sparsity, parse_nm(config.nm))
+
+
+def _sparsegpt(weight, stats, sparsity, config):
+    return sparsegpt_prune(weight, stats.hessian, sparsity, parse_nm(config.nm), config.blocksize, config.percdamp)
+
+
+@dataclass(frozen=True)
+class Pruner:
+    """A pruning method: ``kernel(weight (out,in), stats, sparsity, config) -> (new weight or None, mask)``.
+    ``structured`` methods (ShortGPT) remove blocks and have no kernel."""
+
+    kernel: Callable | None
+    needs_data: bool
+    hessian: bool = False
+    structured: bool = False
+
+
+PRUNERS: dict[str, Pruner] = {
+    "magnitude": Pruner(_magnitude, needs_data=False),
+    "wanda": Pruner(_wanda, needs_data=True),
+    "sparsegpt": Pruner(_sparsegpt, needs_data=True, hessian=True),
+    "shortgpt": Pruner(None, needs_data=True, structured=True),
+}
+
+
+# ---------------------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class PruneConfig:
+    """Everything that defines a pruning run; validated on construction.
+
+    ``sparsity`` is the fraction of prunable decoder weights set to zero (for ShortGPT: the fraction of
+    blocks removed, ``round(s x L)``). ``nm`` ("2:4", "4:8") forces N zeros in every M inputs and then
+    ``sparsity`` must be N/M with uniform allocation.
+    """
+
+    method: str
+    sparsity: float
+    allocation: str = "uniform"
+    nm: str | None = None
+    magnitude_scope: str = "matrix"
+    nsamples: int = 128
+    seqlen: int = 2048
+    seed: int = 0
+    calibration: str = "gsm8k"
+    owl_m: float = 5.0
+    owl_lambda: float = 0.08
+    layerif_eps: float = 0.3
+    layerif_samples: int = 16
+    layer_sparsities: tuple[float, ...] | None = None
+    dtype: str = "auto"
+    batch_size: int = 1
+    blocksize: int = 128
+    percdamp: float = 0.01
+
+    def __post_init__(self):
+        def fail(what, allowed, fix):
+            raise ValueError(f"PruneConfig: {what}; allowed: {allowed}. {fix}")
+
+        if self.method not in PRUNERS:
+            fail(f"method={self.method!r} is unknown", sorted(PRUNERS), "Pick one of those names.")
+        if self.allocation not in ALLOCATORS:
+            fail(f"allocation={self.allocation!r} is unknown", sorted(ALLOCATORS), "Pick one of those names.")
+        if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
+            fail(f"sparsity={self.sparsity!r} is out of range", "a float in [0, 1)", "E.g. sparsity=0.2 for 20%.")
+        if self.layer_sparsities is not None:
+            object.__setattr__(self, "layer_sparsities", tuple(float(x) for x in self.layer_sparsities))
+            if self.allocation not in ("uniform", "manual"):
+                fail(f"layer_sparsities together with allocation={self.allocation!r}", "one of the two",
+                     "Drop layer_sparsities, or leave allocation at its default (explicit lists mean 'manual').")
+            object.__setattr__(self, "allocation", "manual")
+            if any(not 0 <= x < 1 for x in self.layer_sparsities):
+                fail(f"layer_sparsities={list(self.layer_sparsities)} has a ratio outside [0, 1)",
+                     "ratios in [0, 1)", "Fix the offending entries.")
+        elif self.allocation == "manual":
+            fail("allocation='manual' needs layer_sparsities", "a list with one ratio per block",
+                 "Pass layer_sparsities=[...].")
+        if self.magnitude_scope not in ("matrix", "row"):
+            fail(f"magnitude_scope={self.magnitude_scope!r}", "'matrix' or 'row'", "Pick one.")
+        if self.nm is not None:
+            n, m = parse_nm(self.nm)
+            if self.method not in ("magnitude", "wanda", "sparsegpt"):
+                fail(f"nm={self.nm!r} with method={self.method!r}", "N:M with magnitude, wanda or sparsegpt",
+                     "Drop nm or change the method.")
+            if abs(self.sparsity - n / m) > 1e-9 or self.allocation != "uniform":
+                fail(f"nm={self.nm!r} with sparsity={self.sparsity} and allocation={self.allocation!r}",
+                     f"sparsity={n / m} and allocation='uniform' (N:M fixes every block's sparsity)",
+                     f"Use sparsity={n / m}, allocation='uniform'.")
+        if PRUNERS[self.method].structured and self.allocation != "uniform":
+            fail(f"allocation={self.allocation!r} with method={self.method!r}", "'uniform'",
+                 "ShortGPT removes whole blocks; layer-wise allocation does not apply.")
+        if self.allocation == "owl" and not 0 <= self.owl_lambda <= self.sparsity:
+            fail(f"owl_lambda={self.owl_lambda} with sparsity={self.sparsity}", f"0 <= owl_lambda <= sparsity",
+                 f"Use owl_lambda <= {self.sparsity} (else some blocks would get negative sparsity).")
+        if self.owl_m <= 0:
+            fail(f"owl_m={self.owl_m}", "a positive outlier threshold (reference: 5)", "Use owl_m=5.")
+        if not 0 <= self.layerif_eps < 1:
+            fail(f"layerif_eps={self.layerif_eps}", "[0, 1)", "Use layerif_eps=0.3 (the reference value).")
+        if self.allocation == "alphapruning" and self.sparsity * (1 + self.layerif_eps) >= 1:
+            fail(f"sparsity={self.sparsity} with eps={self.layerif_eps}", "s(1+eps) < 1", "Lower eps or sparsity.")
+        for name in ("nsamples", "seqlen", "batch_size", "blocksize", "layerif_samples"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                fail(f"{name}={getattr(self, name)!r}", "a positive integer", f"Set {name} to e.g. its default.")
+        if self.dtype != "auto" and self.dtype not in DTYPES:
+            fail(f"dtype={self.dtype!r}", ["auto", *sorted(DTYPES)], "Use 'auto' to keep the model's dtype.")
+        if not 0 <= self.percdamp < 1:
+            fail(f"percdamp={self.percdamp}", "[0, 1)", "Use 0.01 (SparseGPT's 1%).")
+
+
+# ---------------------------------------------------------------------------------------- result
+@dataclass
+class PruneResult:
+    """What a pruning run did: per-block and per-matrix target vs achieved sparsity, and timings."""
+
+    config: PruneConfig
+    layers: pd.DataFrame
+    matrices: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+    removed_layers: list[int] = field(default_factory=list)
+    calibration_shape: tuple[int, ...] = ()
+    source_fingerprint: str | None = None
+
+    @property
+    def global_sparsity(self) -> float:
+        """Share of the original prunable decoder weights that are zero (or gone, for ShortGPT)."""
+        layers = self.layers
+        return float((layers["achieved_sparsity"] * layers["prunable_params"]).sum() / layers["prunable_params"].sum())
+
+    def to_dict(self) -> dict:
+        return {"config": asdict(self.config), "global_sparsity": self.global_sparsity,
+                "timings": self.timings, "removed_layers": self.removed_layers,
+                "source_fingerprint": self.source_fingerprint,
+                "calibration_shape": list(self.calibration_shape),
+                "layers": self.layers.to_dict(orient="records"), "matrices": self.matrices.to_dict(orient="records")}
+
+
+def sparsity_report(model: nn.Module) -> pd.DataFrame:
+    """One row per prunable matrix: layer, linear, numel, zeros and sparsity."""
+    rows = []
+    for index, block in enumerate(decoder_layers(model)):
+        for name, module in prunable_linears(block).items():
+            w = weight_matrix(module)
+            zeros = int((w == 0).sum())
+            rows.append({"layer": index, "linear": name, "numel": w.numel(), "zeros": zeros, "sparsity": zeros / w.numel()})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- driver
+def _prune_block(block: nn.Module, stats: dict[str, LinearStats] | None, sparsity: float, config: PruneConfig) -> None:
+    kernel = PRUNERS[config.method].kernel
+    for name, module in prunable_linears(block).items():
+        weight = weight_matrix(module)  # (out, in) view sharing storage
+        new, mask = kernel(weight, None if stats is None else stats[name], sparsity, config)
+        if new is not None:
+            weight.copy_(new)
+        weight[mask.to(weight.device)] = 0
+
+
+@torch.no_grad()
+def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.Tensor | None = None,
+          show_progress: bool = True) -> PruneResult:
+    """Prune ``model`` in place following ``config``; ``calibration`` optionally gives the token ids
+    (nsamples, seqlen) to use instead of drawing them from ``config.calibration``."""
+    from ..models.loading import model_fingerprint
+
+    pruner = PRUNERS[config.method]
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    fingerprint = model_fingerprint(model)
+    dtype = None if config.dtype == "auto" else DTYPES[config.dtype]
+    if dtype is not None and dtype != next(model.parameters()).dtype:
+        model.to(dtype)
+    needs_ids = pruner.needs_data or config.allocation in ("owl", "layerif")
+    ids = calibration
+    if ids is None and needs_ids:
+        ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed)
+    timings["calibration_data_s"] = time.perf_counter() - start
+    torch.manual_seed(config.seed)
+
+    if pruner.structured:
+        from .shortgpt import block_influence, layers_to_remove, remove_layers
+
+        t = time.perf_counter()
+        weights = layer_weights(model)
+        scores = block_influence(model, calibration=ids, batch_size=config.batch_size, show_progress=show_progress)
+        removed = layers_to_remove(scores, config.sparsity)
+        remove_layers(model, removed)
+        timings["prune_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - start
+        layers = pd.DataFrame({"layer": range(len(scores)), "block_influence": scores,
+                               "removed": [i in removed for i in range(len(scores))], "prunable_params": weights})
+        layers["target_sparsity"] = layers["achieved_sparsity"] = layers["removed"].astype(float)
+        return PruneResult(config, layers, sparsity_report(model), timings, removed,
+                           tuple(ids.shape) if ids is not None else (), fingerprint)
+
+    t = time.perf_counter()
+    ratios = allocate(model, tokenizer, config, ids, show_progress=show_progress)
+    timings["allocation_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    if pruner.needs_data:
+        for step in walk_blocks(model, ids, config.batch_size, show_progress, desc=f"{config.method}"):
+            stats = step.collect(hessian=pruner.hessian)
+            _prune_block(step.block, stats, ratios[step.index], config)
+    else:
+        for index, block in enumerate(decoder_layers(model)):
+            _prune_block(block, None, ratios[index], config)
+    timings["prune_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - start
+    matrices = sparsity_report(model)
+    matrices["target_sparsity"] = matrices["layer"].map(dict(enumerate(ratios)))
+    grouped = matrices.groupby("layer")[["zeros", "numel"]].sum()
+    layers = pd.DataFrame({"layer": range(len(ratios)), "target_sparsity": ratios,
+                           "achieved_sparsity": (grouped["zeros"] / grouped["numel"]).tolist(),
+                           "prunable_params": layer_weights(model)})
+    return PruneResult(config, layers, matrices, timings, [], tuple(ids.shape) if ids is not None else (), fingerprint)
+
+
+# ------------------------------------------------------------------------------------------ save
+_CARD = """# {name}
+
+Pruned from `{source}` with tts-prune {version}: method **{method}**, target sparsity {sparsity},
+allocation {allocation}{nm}. Achieved sparsity over prunable decoder weights: {achieved:.4f}.
+Calibration: {calibration}. Full recipe in `pruning_recipe.json`.
+
+{honesty}
+"""
+_UNSTRUCTURED = ("The zeros are unstructured: this dense checkpoint is **not smaller and not faster** than "
+                 "the original with dense kernels (same shapes, same file size). Only sparse-aware kernels "
+                 "(e.g. 2:4 on recent GPUs) or a sparse storage format could turn them into savings.")
+_STRUCTURED = ("ShortGPT removed whole decoder blocks ({removed}); the checkpoint really is smaller and "
+               "faster, and its config has fewer layers.")
+
+
+def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, source: str | None = None) -> Path:
+    """Write safetensors, tokenizer, ``pruning_recipe.json`` and a short ``README.md`` model card."""
+    from ..models.loading import model_fingerprint
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(out)
+    source = source or getattr(model.config, "_name_or_path", "") or "unknown"
+    config = result.config
+    recipe = {
+        "method": config.method, "allocation": config.allocation, "sparsity": config.sparsity, "nm": config.nm,
+        "layer_sparsities": result.layers["target_sparsity"].tolist(),
+        "achieved_layer_sparsities": result.layers["achieved_sparsity"].tolist(),
+        "global_sparsity": result.global_sparsity, "removed_layers": result.removed_layers,
+        "calibration": {"source": config.calibration, "nsamples": config.nsamples, "seqlen": config.seqlen,
+                        "seed": config.seed, "shape": list(result.calibration_shape)},
+        "config": asdict(config), "timings": result.timings,
+        "source_model": source, "source_fingerprint": result.source_fingerprint,
+        "pruned_fingerprint": model_fingerprint(model), "tts_prune_version": __version__,
+    }
+    (out / "pruning_recipe.json").write_text(json.dumps(recipe, indent=2, default=str))
+    honesty = (_STRUCTURED.format(removed=result.removed_layers) if PRUNERS[config.method].structured
+               else _UNSTRUCTURED)
+    (out / "README.md").write_text(_CARD.format(
+        name=out.name, source=source, version=__version__, method=config.method, sparsity=config.sparsity,
+        allocation=config.allocation, nm=f", N:M {config.nm}" if config.nm else "", achieved=result.global_sparsity,
+        calibration=f"{config.calibration}, {config.nsamples} x {config.seqlen} tokens, seed {config.seed}",
+        honesty=honesty))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..models.embedded import DEFAULT_MODEL
+
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local dir, .gguf file or hub id")
+    parser.add_argument("--method", required=True, choices=sorted(PRUNERS))
+    parser.add_argument("--sparsity", type=float, required=True, help="fraction of prunable weights (or blocks) removed")
+    parser.add_argument("--allocation", default="uniform", choices=sorted(ALLOCATORS))
+    parser.add_argument("--nm", default=None, help="N:M pattern such as 2:4 (sparsity must be N/M)")
+    parser.add_argument("--magnitude-scope", default="matrix", choices=["matrix", "row"])
+    parser.add_argument("--nsamples", type=int, default=128)
+    parser.add_argument("--seqlen", type=int, default=2048)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--calibration", default="gsm8k", help="gsm8k, builtin, a text/JSONL path or an HF dataset id")
+    parser.add_argument("--owl-m", type=float, default=5.0)
+    parser.add_argument("--owl-lambda", type=float, default=0.08)
+    parser.add_argument("--layerif-eps", type=float, default=0.3)
+    parser.add_argument("--layer-sparsities", default=None, help="comma-separated per-block ratios (manual allocation)")
+    parser.add_argument("--dtype", default="auto", help="auto (fp32 on CPU), float32, bfloat16")
+    parser.add_argument("--device-map", default=None, help="'auto' to spread a large model over devices")
+    parser.add_argument("--out", required=True, help="output directory for the pruned model")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..models.loading import load_model
+
+    layer_sparsities = [float(x) for x in args.layer_sparsities.split(",")] if args.layer_sparsities else None
+    config = PruneConfig(
+        method=args.method, sparsity=args.sparsity, allocation=args.allocation, nm=args.nm,
+        magnitude_scope=args.magnitude_scope, nsamples=args.nsamples, seqlen=args.seqlen, seed=args.seed,
+        calibration=args.calibration, owl_m=args.owl_m, owl_lambda=args.owl_lambda, layerif_eps=args.layerif_eps,
+        layer_sparsities=layer_sparsities, dtype=args.dtype)
+    model, tokenizer = load_model(args.model, dtype=args.dtype, device_map=args.device_map)
+    result = prune(model, tokenizer, config)
+    out = save_pruned(model, tokenizer, result, args.out, source=args.model)
+    print(result.layers.to_string(index=False))
+    print(f"global sparsity {result.global_sparsity:.4f} in {result.timings['total_s']:.1f} s; saved to {out}")
+    return 0

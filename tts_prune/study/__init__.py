@@ -1,0 +1,6 @@
+"""The study: a YAML grid of notebooks run with papermill, rendered for readers, and the notebooks' helpers.
+
+Modules: ``grid`` (StudyConfig, load_study, expand into cells), ``runner`` (papermill, markers,
+resume), ``render`` (HTML, offline widget scripts, reports/index.html), ``cli`` (the ``study``
+command), ``notebook`` (helpers the notebooks call), ``plots`` and ``explorer`` (figures, widgets).
+"""

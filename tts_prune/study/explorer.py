@@ -1,0 +1,149 @@
+"""The report's view of the results store: tidy runs, comparisons, and an ipywidgets explorer.
+
+``runs`` turns evaluation records into one row per (problem, budget, seed) with the pruning recipe
+spread into ``method`` / ``allocation`` / ``sparsity`` columns and a readable ``run`` label.
+``explorer`` is a set of dropdowns (model, benchmark, method, allocation, sparsity) that redraw the
+scaling curve from the store; executed by papermill its widget state is saved, and ``static=True``
+also draws every (model, benchmark) panel as plain figures so a rendered HTML without widget
+scripts still shows them.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from . import plots
+
+FIELDS = ("model", "benchmark", "method", "allocation", "sparsity")
+RECIPE_FIELDS = ("method", "allocation", "sparsity")
+DENSE = "dense"
+
+
+def _recipe_value(recipe, key):
+    if isinstance(recipe, dict):
+        return recipe.get(key)
+    return None
+
+
+def runs(records: pd.DataFrame) -> pd.DataFrame:
+    """Records with ``method``, ``allocation``, ``sparsity`` (dense: "dense", "uniform", 0.0) and ``run``."""
+    if records.empty:
+        raise ValueError("the results store holds no records; run 04-tts-scaling (or `make study`) first")
+    df = records.copy()
+    for key in RECIPE_FIELDS:
+        flat = next((c for c in (key, f"recipe.{key}", f"recipe_{key}") if c in df.columns), None)
+        from_recipe = df["recipe"].map(lambda r: _recipe_value(r, key)) if "recipe" in df.columns else None
+        values = df[flat] if flat is not None else from_recipe
+        if flat is not None and from_recipe is not None:
+            values = values.where(values.notna(), from_recipe)
+        df[key] = values if values is not None else None
+    df["method"] = df["method"].fillna(DENSE).replace({"": DENSE, "none": DENSE})
+    df["allocation"] = df["allocation"].fillna("uniform")
+    df["sparsity"] = pd.to_numeric(df["sparsity"], errors="coerce").fillna(0.0).round(4)
+    df.loc[df["method"] == DENSE, ["allocation", "sparsity"]] = ["uniform", 0.0]
+    df["run"] = [DENSE if m == DENSE else f"{m}/{a}/{s:g}" for m, a, s in zip(df["method"], df["allocation"],
+                                                                              df["sparsity"])]
+    df["correct"] = df["correct"].astype(float)
+    return df
+
+
+def accuracy(df: pd.DataFrame, by) -> pd.DataFrame:
+    """``tts_prune.tts.stats.accuracy_table`` over ``by`` (acc, ci_low, ci_high: 95% bootstrap over problems and seeds)."""
+    from ..tts.stats import accuracy_table
+
+    return accuracy_table(df, by=list(by)).reset_index()
+
+
+def at_largest_budget(df: pd.DataFrame) -> pd.DataFrame:
+    """Only the records at each (model, benchmark)'s largest budget."""
+    top = df.groupby(["model", "benchmark"])["budget"].transform("max")
+    return df[df["budget"] == top]
+
+
+def paired_vs_dense(df: pd.DataFrame, keys=("model", "benchmark", "budget")) -> pd.DataFrame:
+    """Pruned minus dense accuracy for every pruned run, paired on (problem, seed) within ``keys``.
+
+    One row per (keys, run) with ``diff``, ``ci_low``, ``ci_high``, ``p_value`` and ``n`` pairs, from
+    ``tts_prune.tts.stats.paired_difference``. Runs without a dense baseline for the same keys are skipped.
+    """
+    from ..tts.stats import paired_difference
+
+    rows = []
+    dense = df[df["method"] == DENSE]
+    for group_key, pruned in df[df["method"] != DENSE].groupby(list(keys) + ["run"]):
+        match = dense
+        for key, value in zip(keys, group_key):
+            match = match[match[key] == value]
+        if match.empty:
+            continue
+        result = paired_difference(pruned, match)
+        rows.append({**dict(zip(list(keys) + ["run"], group_key)), **result})
+    return pd.DataFrame(rows)
+
+
+def _selection(df: pd.DataFrame, choice: dict) -> pd.DataFrame:
+    keep = pd.Series(True, index=df.index)
+    for key, value in choice.items():
+        if key in ("method", "allocation", "sparsity") and value != "(all)":
+            keep &= (df[key] == value) | (df["method"] == DENSE)  # the dense baseline stays for reference
+        elif value != "(all)":
+            keep &= df[key] == value
+    return df[keep]
+
+
+def draw(df: pd.DataFrame, **choice):
+    """The explorer's figure for one selection: scaling curves of the selected runs, dense included."""
+    part = _selection(df, choice)
+    if part.empty:
+        return None
+    title = " · ".join(f"{k}={v}" for k, v in choice.items() if k in ("model", "benchmark"))
+    return plots.scaling_curves(accuracy(part, ["run", "budget"]), hue="run", title=title)
+
+
+def static_figures(df: pd.DataFrame) -> list:
+    """One scaling-curve figure per (model, benchmark), every run: the explorer's static fallback."""
+    figures = []
+    for (model, benchmark), part in df.groupby(["model", "benchmark"]):
+        figures.append(plots.scaling_curves(accuracy(part, ["run", "budget"]), hue="run",
+                                            title=f"{model} · {benchmark}"))
+    return figures
+
+
+def explorer(df: pd.DataFrame, static: bool = True):
+    """Dropdowns over ``FIELDS`` redrawing the scaling curves from ``df`` (``runs(load_results(...))``).
+
+    Returns the widget box; with ``static`` the fallback figures are displayed too, so a rendering
+    that cannot run widget scripts still shows every panel.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    controls = {}
+    for field in FIELDS:
+        values = sorted(df[field].dropna().unique().tolist(), key=str)
+        options = values if field in ("model", "benchmark") else ["(all)"] + values
+        controls[field] = widgets.Dropdown(options=options, value=options[0], description=field)
+    output = widgets.Output()
+
+    def redraw(**choice):
+        with output:
+            output.clear_output(wait=True)
+            fig = draw(df, **choice)
+            if fig is None:
+                print("no records for this selection")
+            else:
+                plt.show(fig)
+
+    def on_change(_change=None):
+        redraw(**{k: w.value for k, w in controls.items()})
+
+    for control in controls.values():
+        control.observe(on_change, names="value")
+    box = widgets.VBox([widgets.HBox(list(controls.values())[:3]), widgets.HBox(list(controls.values())[3:]), output])
+    display(box)
+    on_change()
+    if static:
+        for fig in static_figures(df):
+            display(fig)
+            plt.close(fig)
+    return box

@@ -1,0 +1,229 @@
+"""The study grid: a YAML file -> a validated ``StudyConfig`` -> cells, one per executed notebook.
+
+A study file declares the grid (models, methods, allocations, sparsities, budgets, benchmarks,
+samples, seeds, backend); ``expand`` turns it into cells, one per (notebook, value of each axis that
+notebook varies over), each writing under a path built from *every* axis value, so two cells can
+never write the same file and an input notebook is never overwritten.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+
+import yaml
+
+from .. import paths
+
+# Which grid axes each notebook varies over (its other parameters are passed unchanged to every cell).
+# Order is the order of the walk; a notebook with no axis runs once per study.
+NOTEBOOK_AXES: dict[str, tuple[str, ...]] = {
+    "01-calibration": ("model",),
+    "02-allocation": ("model", "sparsity"),
+    "03-pruning": ("model", "method", "allocation", "sparsity"),
+    "04-tts-scaling": ("model", "method", "allocation", "sparsity", "benchmark"),
+    "05-report": (),
+}
+DENSE = "dense"  # the unpruned baseline of 04-tts-scaling: one cell per (model, benchmark)
+STRUCTURED_METHODS = ("shortgpt",)  # layer removal: allocation does not apply, only "uniform" is run
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One study grid; ``overrides`` maps a model to the keys that differ for it (incl. ``notebooks``)."""
+
+    name: str
+    models: tuple[str, ...]
+    description: str = ""
+    notebooks: tuple[str, ...] = tuple(NOTEBOOK_AXES)
+    methods: tuple[str, ...] = ("magnitude", "wanda")
+    tts_methods: tuple[str, ...] | None = None  # methods 04-tts-scaling evaluates besides dense; None: methods
+    allocations: tuple[str, ...] = ("uniform",)
+    sparsities: tuple[float, ...] = (0.1, 0.2)
+    benchmarks: tuple[str, ...] = ("gsm8k",)
+    optional_benchmarks: tuple[str, ...] = ()  # run only where `make data` put their files
+    budgets: tuple[int, ...] = (512, 1024, 2048, 4096, 8192)
+    samples: int = 1
+    seeds: tuple[int, ...] = (0,)
+    temperature: float = 0.0  # 0 = greedy
+    backend: str = "auto"
+    limit: int | None = None  # problems per benchmark; None = all
+    calibration: str = "gsm8k"
+    nsamples: int = 128
+    seqlen: int = 2048
+    dtype: str = "auto"
+    params: dict = field(default_factory=dict)  # extra notebook parameters, passed to every cell
+    overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        def fail(what, allowed, fix):
+            raise ValueError(f"study {self.name!r}: {what}; allowed: {allowed}. {fix}")
+
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(self.name)):
+            fail(f"name={self.name!r}", "letters, digits, '.', '_', '-'", "It names the reports folder.")
+        if not self.models:
+            fail("models is empty", "a list of model references", "Add e.g. models: [smollm2-135m-instruct].")
+        for nb in self.notebooks:
+            if nb not in NOTEBOOK_AXES:
+                fail(f"notebook {nb!r} is unknown", list(NOTEBOOK_AXES), "Use the notebook file stems.")
+        for s in self.sparsities:
+            if not 0 <= s < 1:
+                fail(f"sparsity {s}", "floats in [0, 1)", "E.g. sparsities: [0.1, 0.2].")
+        if not self.budgets or any(int(b) < 1 for b in self.budgets):
+            fail(f"budgets={list(self.budgets)}", "positive token counts", "E.g. budgets: [512, 1024].")
+        if self.samples < 1 or not self.seeds:
+            fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
+        for model, keys in self.overrides.items():
+            unknown = set(keys) - set(GRID_KEYS)
+            if model not in self.models or unknown:
+                fail(f"override for {model!r} with keys {sorted(unknown)}", f"a listed model and keys {GRID_KEYS}",
+                     "Override only models listed in `models`, with grid keys.")
+
+    def for_model(self, model: str) -> StudyConfig:
+        """This study as seen by one model (its overrides applied)."""
+        return dataclasses.replace(self, models=(model,), overrides={}, **_coerce(self.overrides.get(model, {})))
+
+
+_TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
+               "budgets", "seeds")
+GRID_KEYS = tuple(f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("name", "models", "overrides",
+                                                                                     "description"))
+
+
+def _coerce(raw: dict) -> dict:
+    # YAML lists -> tuples (frozen dataclass), and a scalar where a list is expected -> a 1-tuple.
+    out = dict(raw)
+    for key in _TUPLE_KEYS:
+        if key in out and out[key] is not None:
+            out[key] = tuple(out[key]) if isinstance(out[key], (list, tuple)) else (out[key],)
+    return out
+
+
+def load_study(path: str | Path, **changes) -> StudyConfig:
+    """Read a study YAML; ``changes`` replace top-level keys (e.g. ``models=["path/to/model"]``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"study file {path} does not exist; pick one of {sorted(map(str, paths.ROOT.glob('studies/*.yaml')))}")
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    raw.update({k: v for k, v in changes.items() if v is not None})
+    allowed = {f.name for f in dataclasses.fields(StudyConfig)}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; allowed: {sorted(allowed)}. Fix the spelling or remove them.")
+    raw.setdefault("name", path.stem)
+    if "models" in changes and "overrides" in raw:  # overrides name the file's models; keep those still present
+        raw["overrides"] = {m: o for m, o in raw["overrides"].items() if m in raw["models"]}
+    return StudyConfig(**_coerce(raw))
+
+
+# ------------------------------------------------------------------------------------------ cells
+@dataclass(frozen=True)
+class Cell:
+    """One executed notebook of the grid."""
+
+    notebook: str          # notebook stem, e.g. "04-tts-scaling"
+    axes: dict             # the axis values that identify this cell
+    parameters: dict       # everything papermill injects
+    output: Path           # executed notebook (.ipynb); the HTML sits beside it
+
+    @property
+    def html(self) -> Path:
+        return self.output.with_suffix(".html")
+
+    @property
+    def marker(self) -> Path:
+        return self.output.with_suffix(".done.json")
+
+    @property
+    def label(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.axes.items()) or "all runs"
+
+
+def slug(value) -> str:
+    """A file-name-safe form of a parameter value; long values keep a hash so they stay distinct."""
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value)).strip("-") or "x"
+    if len(text) > 48:
+        text = f"{text[-36:].lstrip('-')}-{hashlib.sha1(str(value).encode()).hexdigest()[:8]}"
+    return text
+
+
+def cell_path(reports: Path, study: str, notebook: str, axes: dict) -> Path:
+    """reports/<study>/<notebook>/<k=v__k=v...>.ipynb from every axis value (never the input path)."""
+    stem = "__".join(f"{k}={slug(v)}" for k, v in axes.items()) or "all"
+    return reports / study / notebook / f"{stem}.ipynb"
+
+
+def _benchmarks(cfg: StudyConfig) -> tuple[str, ...]:
+    present = tuple(b for b in cfg.optional_benchmarks if benchmark_available(b))
+    return tuple(dict.fromkeys(cfg.benchmarks + present))
+
+
+def benchmark_available(name: str) -> bool:
+    """True when a benchmark can load here: its files are in data/benchmarks/ (`make data`), or it is procedural."""
+    from ..tts.benchmarks import BENCHMARKS, available
+
+    return name not in BENCHMARKS or available(name)
+
+
+def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
+    combos = []
+    if notebook == "04-tts-scaling":  # the dense baseline first, once per (model, benchmark)
+        combos += [dict(method=DENSE, allocation="uniform", sparsity=0.0, benchmark=b) for b in _benchmarks(cfg)]
+    methods = cfg.tts_methods if notebook == "04-tts-scaling" and cfg.tts_methods is not None else cfg.methods
+    values = {"method": methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities,
+              "benchmark": _benchmarks(cfg)}
+    axes = [a for a in NOTEBOOK_AXES[notebook] if a != "model"]
+    for combo in product(*(values[a] for a in axes)):
+        row = dict(zip(axes, combo))
+        if row.get("method") in STRUCTURED_METHODS and row.get("allocation") != "uniform":
+            continue  # ShortGPT removes whole blocks; a layer-wise allocation is meaningless for it
+        combos.append(row)
+    return combos
+
+
+def expand(study: StudyConfig, reports: Path | None = None, results: Path | None = None,
+           figures: Path | None = None, models_out: Path | None = None, show_progress: bool = True) -> list[Cell]:
+    """Every cell of the grid, in the order of the walk (notebook by notebook), with unique outputs."""
+    reports = Path(reports or paths.REPORTS_DIR)
+    results = Path(results or paths.RESULTS_DIR) / study.name
+    figures = Path(figures or paths.FIGURES_DIR) / study.name
+    models_out = Path(models_out or paths.MODELS_DIR / "pruned") / study.name
+    cells: list[Cell] = []
+    for notebook in NOTEBOOK_AXES:
+        if notebook == "05-report":
+            if notebook in study.notebooks:
+                cells.append(_cell(study, study, notebook, {}, reports, results, figures, models_out, show_progress))
+            continue
+        for model in study.models:
+            cfg = study.for_model(model)
+            if notebook not in cfg.notebooks:
+                continue
+            for row in _axis_values(cfg, notebook):
+                cells.append(_cell(study, cfg, notebook, {"model": model, **row}, reports, results, figures,
+                                   models_out, show_progress))
+    seen: dict[Path, Cell] = {}
+    for cell in cells:
+        if cell.output in seen:
+            raise ValueError(f"cells {seen[cell.output].label!r} and {cell.label!r} would both write {cell.output}; "
+                             "give the models distinct names (the path is built from every axis value)")
+        seen[cell.output] = cell
+    return cells
+
+
+def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, show_progress) -> Cell:
+    output = cell_path(reports, study.name, notebook, axes)
+    if output.resolve().parent == paths.NOTEBOOKS_DIR.resolve():
+        raise ValueError(f"output {output} would overwrite an input notebook; use a reports folder")
+    rel = output.relative_to(reports / study.name).with_suffix("")
+    parameters = {**cfg.params, **axes,
+                  "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
+                  "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
+                  "calibration": cfg.calibration, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
+                  "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
+                  "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
+                  "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),
+                  "model_out": str(models_out / rel)}
+    return Cell(notebook, axes, parameters, output)

@@ -1,0 +1,182 @@
+"""Seaborn figure helpers for the study notebooks: each takes a tidy DataFrame and returns a Figure.
+
+Kept out of the notebooks so that a figure drawn in two places (04's scaling curve and 05's
+comparison, 05's explorer and its static fallback) is one function. ``save_figure`` writes PNG and
+SVG under ``figures/``. Accuracy tables are those of ``tts_prune.tts.stats.accuracy_table``: one row per
+group with ``acc``, ``ci_low``, ``ci_high`` (95% bootstrap interval).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .. import paths
+
+sns.set_theme(style="whitegrid", context="notebook")
+FORMATS = ("png", "svg")
+
+
+def save_figure(fig: plt.Figure, name: str, directory: str | Path | None = None) -> list[Path]:
+    """Write ``fig`` as ``<directory>/<name>.png`` and ``.svg`` (directory defaults to figures/)."""
+    directory = paths.ensure(Path(directory) if directory else paths.FIGURES_DIR)
+    written = []
+    for fmt in FORMATS:
+        target = directory / f"{name}.{fmt}"
+        fig.savefig(target, dpi=120, bbox_inches="tight")
+        written.append(target)
+    return written
+
+
+def _require(df: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} needs columns {list(columns)}; missing {missing} (have {list(df.columns)}). "
+                         "Pass the table the docstring names.")
+
+
+def activation_profile(profile: pd.DataFrame) -> plt.Figure:
+    """Left: max/median input-feature norm per (layer, linear) as a heatmap (outlier features show as
+    hot cells). Right: the block-level OWL outlier ratio per layer. ``profile`` is
+    ``tts_prune.activation_profile``'s table."""
+    _require(profile, ["layer", "linear", "norm_max_over_median", "layer_outlier_ratio"], "activation_profile")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    grid = profile.pivot_table(index="linear", columns="layer", values="norm_max_over_median")
+    # log10: a single massive-activation feature (ratios in the thousands) would otherwise wash out the rest
+    sns.heatmap(np.log10(grid.clip(lower=1.0)), ax=left, cmap="rocket_r", cbar_kws={"label": "log10 max / median ||X_j||"})
+    left.set_title("Input-feature norm spread per linear")
+    per_layer = profile.groupby("layer", as_index=False)["layer_outlier_ratio"].first()
+    sns.barplot(per_layer, x="layer", y="layer_outlier_ratio", ax=right, color="C0")
+    right.set_title("OWL outlier ratio per block")
+    right.set_ylabel("share of Wanda scores > M x mean")
+    right.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def allocations(table: pd.DataFrame, target: float | None = None) -> plt.Figure:
+    """Per-block sparsity of several allocation strategies; ``table`` has layer, allocation, sparsity."""
+    _require(table, ["layer", "allocation", "sparsity"], "allocations")
+    fig, ax = plt.subplots(figsize=(10, 4))
+    sns.lineplot(table, x="layer", y="sparsity", hue="allocation", style="allocation", markers=True, ax=ax)
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle=":", label=f"target {target:g}")
+    ax.set_xlabel("decoder block")
+    ax.set_ylabel("sparsity of the block")
+    ax.set_title("Layer-wise sparsity allocation")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def block_influence(scores, removed=()) -> plt.Figure:
+    """ShortGPT's Block Influence per block (1 - cos(h_in, h_out)); blocks ShortGPT removes in red."""
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    colors = ["C3" if i in set(removed) else "C0" for i in range(len(scores))]
+    ax.bar(range(len(scores)), scores, color=colors)
+    ax.set_xlabel("decoder block")
+    ax.set_ylabel("Block Influence")
+    ax.set_title("ShortGPT Block Influence (red: removed at this sparsity)")
+    fig.tight_layout()
+    return fig
+
+
+def layer_sparsity(layers: pd.DataFrame) -> plt.Figure:
+    """Target vs achieved sparsity per block (``PruneResult.layers``)."""
+    _require(layers, ["layer", "target_sparsity", "achieved_sparsity"], "layer_sparsity")
+    long = layers.melt(id_vars="layer", value_vars=["target_sparsity", "achieved_sparsity"], var_name="kind",
+                       value_name="sparsity")
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    sns.barplot(long, x="layer", y="sparsity", hue="kind", ax=ax)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_title("Pruning: target and achieved sparsity per block")
+    fig.tight_layout()
+    return fig
+
+
+def _band(ax, table: pd.DataFrame, x: str, hue: str | None, y: str = "acc") -> None:
+    groups = table.groupby(hue, sort=True) if hue else [(None, table)]
+    for index, (key, group) in enumerate(groups):
+        group = group.sort_values(x)
+        label = None if key is None else str(key)
+        # Past ten runs the colour cycle repeats: the line style and marker keep every run distinguishable,
+        # and the dense baseline is always the thick black line.
+        dense = label == "dense"
+        color = "black" if dense else f"C{index % 10}"
+        style = dict(linestyle=("-", "--", ":", "-.")[(index // 10) % 4], marker="osD^"[(index // 10) % 4],
+                     linewidth=2.5 if dense else 1.5, zorder=3 if dense else 2)
+        ax.plot(group[x], group[y], color=color, label=label, **style)
+        if {"ci_low", "ci_high"} <= set(group.columns):
+            ax.fill_between(group[x], group["ci_low"], group["ci_high"], color=color, alpha=0.12)
+
+
+def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = None, title: str = "") -> plt.Figure:
+    """Accuracy vs thinking budget with 95% CI bands, one line per ``hue`` value, one panel per ``facet``."""
+    _require(table, ["budget", "acc"] + [hue] + ([facet] if facet else []), "scaling_curves")
+    panels = sorted(table[facet].unique()) if facet else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, panel in zip(axes[0], panels):
+        part = table if panel is None else table[table[facet] == panel]
+        _band(ax, part, "budget", hue)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("thinking budget (tokens)")
+        ax.set_ylabel("accuracy (pass@1)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(str(panel) if panel is not None else title or "Test-time scaling")
+    axes[0][-1].legend(title=hue, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: curves stay visible
+    fig.tight_layout()
+    return fig
+
+
+def thinking_tokens(records: pd.DataFrame, hue: str = "run") -> plt.Figure:
+    """"Overthinking": mean thinking tokens used (left) and share of traces cut at the cap (right) vs budget."""
+    _require(records, ["budget", "thinking_tokens", "capped", hue], "thinking_tokens")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    data = records.assign(capped=records["capped"].astype(float))
+    sns.lineplot(data, x="budget", y="thinking_tokens", hue=hue, marker="o", errorbar=("ci", 95), ax=left)
+    sns.lineplot(data, x="budget", y="capped", hue=hue, marker="o", errorbar=None, ax=right, legend=False)
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("thinking budget (tokens)")
+    left.set_ylabel("thinking tokens used (mean, 95% CI)")
+    right.set_ylabel("share hitting the budget cap")
+    left.legend(fontsize=8, title=hue)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_sparsity(table: pd.DataFrame, hue: str = "method", facet: str | None = None) -> plt.Figure:
+    """Accuracy at the largest budget vs sparsity, one line per ``hue`` (0 = the dense model)."""
+    _require(table, ["sparsity", "acc", hue], "accuracy_vs_sparsity")
+    panels = sorted(table[facet].unique()) if facet else [None]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, panel in zip(axes[0], panels):
+        part = table if panel is None else table[table[facet] == panel]
+        _band(ax, part, "sparsity", hue)
+        ax.set_xlabel("sparsity")
+        ax.set_ylabel("accuracy at the largest budget")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(str(panel) if panel is not None else "Accuracy vs sparsity")
+    axes[0][-1].legend(title=hue, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def paired_differences(table: pd.DataFrame, label: str = "run", title: str = "") -> plt.Figure:
+    """Forest plot: pruned minus dense accuracy with its 95% CI, one row per ``label`` (0 = no change)."""
+    _require(table, ["diff", "ci_low", "ci_high", label], "paired_differences")
+    table = table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(table) + 1.5))
+    y = range(len(table))
+    ax.errorbar(table["diff"], y, xerr=[table["diff"] - table["ci_low"], table["ci_high"] - table["diff"]],
+                fmt="o", color="C0", capsize=3)
+    ax.axvline(0, color="grey", linestyle=":")
+    ax.set_yticks(list(y), table[label].astype(str).tolist(), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy difference, pruned - dense (95% CI)")
+    ax.set_title(title or "Paired pruned-vs-dense differences")
+    fig.tight_layout()
+    return fig
