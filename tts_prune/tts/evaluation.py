@@ -82,7 +82,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     seeds = [int(s) for s in (seeds if seeds is not None else range(samples))]
     if temperature == 0:
         seeds = seeds[:1]  # greedy: every seed gives the same text
-    config = DecodingConfig(temperature, top_p, top_k, answer_tokens, waits, batch_size)
+    config = DecodingConfig(temperature=temperature, top_p=top_p, top_k=top_k, answer_tokens=answer_tokens,
+                            waits=waits, batch_size=batch_size)
     backend = pick_backend(backend)
     spec, _ = resolve(benchmark)
     problems = load_benchmark(benchmark, limit, benchmark_seed)
