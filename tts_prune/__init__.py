@@ -15,6 +15,8 @@ _EXPORTS = {
     "ModelLoadError": "models.embedded",
     "EMBEDDED": "models.embedded",
     "DEFAULT_MODEL": "models.embedded",
+    "embedded_model_dir": "models.embedded",
+    "embedded_tokenizer": "models.embedded",
     "model_fingerprint": "models.loading",
     "decoder_layers": "models.layers",
     "prunable_linears": "models.layers",
