@@ -110,7 +110,7 @@ def test_wait_extension_counts_waits(flat):
     assert all(g.waits == 0 for g in plain)
     assert any(g.waits > 0 for g in waited)
     for g in waited:
-        assert 0 <= g.waits <= 2 and g.thinking.count("\nWait") >= g.waits
+        assert 0 <= g.waits <= 2 and g.thinking.count("Wait") >= g.waits
     assert sum(g.capped for g in waited) >= sum(g.capped for g in plain)
 
 
