@@ -1,7 +1,9 @@
 """Option-letter extraction on real-looking responses; every expected letter was read off by hand."""
+import threading
+
 import pytest
 
-from tts_prune.tts.extract import extract_letter
+from tts_prune.tts.extract import extract_letter, extract_number, last_boxed
 from tts_prune.tts.grading import grade_answer
 
 # (response, letters offered, the letter a careful reader takes as the answer; None = no answer given)
@@ -53,6 +55,10 @@ RESPONSES = [
     ("Option (D) is wrong and option (A) is wrong too.", "ABCD", None),
     ("B is not correct because the spin is wrong.", "ABCD", None),
     ("Let's examine answer choice A: it overestimates the mass. Answer choice B: too small.", "ABCD", None),
+    ("So, among the options, C is correct.", "ABCD", "C"),
+    ("Thus B is the right one: its dipole moment vanishes.", "ABCD", "B"),
+    ("Vitamin C is the correct supplement for scurvy.", "ABCD", None),
+    ("Answer: B\n\nNote: (A) is correct only at low temperature.", "ABCD", "B"),
     # a negation never counts as the statement
     ("The answer is not A. The answer is D.", "ABCD", "D"),
     # the last statement wins over an earlier one, whatever their kinds
@@ -100,3 +106,31 @@ def test_bad_letters_are_refused():
         extract_letter("Answer: A", "abc")
     with pytest.raises(ValueError, match="options=1"):
         grade_answer("choice", "Answer: A", "A", options=1)
+
+
+DEGENERATE = [
+    "answer is" + " " * 20000 + "x",            # took 89 s before whitespace runs were squeezed
+    "the answer" + " \n" * 20000,
+    "\\boxed{" * 20000,                         # unclosed boxes: quadratic with a scan per box
+    ("answer is ** " + " " * 50 + "$ ") * 2000,
+]
+
+
+@pytest.mark.parametrize("response", DEGENERATE)
+def test_degenerate_output_is_read_without_hanging(response):
+    # Pruned models repeat themselves; extraction runs in-process, so it must stay linear-ish. The
+    # join bound is a hang guard three orders of magnitude above the expected time, not a benchmark.
+    out = []
+    thread = threading.Thread(target=lambda: out.append((extract_letter(response), extract_number(response),
+                                                         last_boxed(response))), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "extraction hung on a degenerate response"
+    assert out == [(None, None, None)]
+
+
+def test_nested_and_escaped_braces():
+    assert last_boxed("\\boxed{\\{1,2\\}}") == "\\{1,2\\}"
+    assert last_boxed("{ unmatched \\boxed{5} and } extra }") == "5"
+    assert last_boxed("\\boxed{\\frac{1}{2}} then \\fbox{7}") == "7"
+    assert extract_letter("\\boxed{\\boxed{B}}") == "B"
