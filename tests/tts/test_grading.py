@@ -142,3 +142,14 @@ def test_bad_gold_errors_name_the_value():
         grade_numeric("5", "abc")
     with pytest.raises(ValueError, match="'CC'"):
         grade_choice("C", "CC")
+
+
+def test_grade_answer_errors_name_the_value():
+    with pytest.raises(ValueError, match="'essay'"):
+        grade_answer("essay", "x", "y")
+    with pytest.raises(ValueError, match="gold answer ''"):
+        grade_answer("math", "\\boxed{2}", "")
+    with pytest.raises(ValueError, match="'abc'"):
+        grade_answer("numeric", "5", "abc")
+    with pytest.raises(ValueError, match="'CC'"):
+        grade_answer("choice", "C", "CC")

@@ -19,8 +19,10 @@ that ends LAST in the text wins, so the final answer statement beats letters quo
 2. The letter opening the response ("B. The mass is 5 kg", "(B)", "**B**") or standing alone on the last
    line of the response.
 
-Nothing else is read: a response with no anchored letter gives None, never a default letter (s1's GPQA
-scorer falls back to "A"; lighteval's indices extraction also tries unanchored letters when asked to).
+Nothing else is read: a response with no anchored letter gives None, never a default letter. s1's GPQA
+scorer (its lm-evaluation-harness fork, ``tasks/gpqa/openai/utils.py``) takes the last ``\\boxed{}``, else
+the text after the last "Answer:", asks gpt-4o-mini when that is not a bare letter, and otherwise scores
+the response as "A", which credits a non-answer on every question whose gold letter is A.
 Differences from lighteval: the anchor needs a connector or markup before the letter (lighteval accepts any
 50 characters after the word "answer", which reads "answer choice A: ..." in an option-by-option review as
 a statement); boxed letters and the reversed "(B) is correct" form are read; letters at the start of later
