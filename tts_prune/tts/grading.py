@@ -42,6 +42,8 @@ DEFAULT_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class Grade:
+    """One graded response. ``timeout`` grades are neither right nor "no answer": report them apart."""
+
     correct: bool
     prediction: str | None   # the extracted answer (letter for choice), None when nothing extractable
     no_answer: bool          # nothing extractable from the response
