@@ -59,6 +59,11 @@ RESPONSES = [
     ("Thus B is the right one: its dipole moment vanishes.", "ABCD", "B"),
     ("Vitamin C is the correct supplement for scurvy.", "ABCD", None),
     ("Answer: B\n\nNote: (A) is correct only at low temperature.", "ABCD", "B"),
+    # a list of letters chooses none of them
+    ("Answer: A and B are both wrong, so C", "ABCD", None),
+    ("The answer is (A) or (C); I cannot tell which.", "ABCD", None),
+    ("The answer is (A) or (C). Checking the sign again, the answer is C.", "ABCD", "C"),
+    ("Thus, the answer is D, 7.5 mL.", "ABCD", "D"),
     # a negation never counts as the statement
     ("The answer is not A. The answer is D.", "ABCD", "D"),
     # the last statement wins over an earlier one, whatever their kinds

@@ -15,7 +15,8 @@ that ends LAST in the text wins, so the final answer statement beats letters quo
    the next line without a connector); "I choose/pick/select B", "go with B"; and the reversed form
    "(B) is correct" / "option B is the best answer" (not "... correct only if"), where the letter must be
    marked: parenthesised, bold, after "option"/"choice", or opening a line, clause ("..., C is correct")
-   or "so/thus/therefore/hence" (never "Vitamin C is the correct ...").
+   or "so/thus/therefore/hence" (never "Vitamin C is the correct ..."). A letter listed with another
+   ("Answer: A and B are wrong", "(A) or (C)") is not a statement.
 2. The letter opening the response ("B. The mass is 5 kg", "(B)", "**B**") or standing alone on the last
    line of the response.
 
@@ -134,7 +135,8 @@ _END = r"(?![A-Za-z0-9])"
 
 def _statement_patterns(letters: str) -> list[re.Pattern]:
     # Each pattern's only capturing groups are the letter (the reversed form has one per marking style).
-    letter = f"([{letters}])"
+    # A letter followed by "and/or/, <letter>" lists options ("Answer: A and B are wrong"), it chooses none.
+    letter = rf"([{letters}])(?![).]?\s*(?:,|&|(?i:and|or)\b)\s*\(?[{letters}]{_END})"
     marked = (rf"(?:(?i:option|choice)\s*\(?{letter}\)?|\({letter}\)|\*\*\(?{letter}\)?\*\*"
               rf"|(?:^|(?<=\n)|(?<=[,:;.])\s*|(?i:\b(?:so|thus|therefore|hence)),?\s+){letter})")
     return [
