@@ -53,6 +53,9 @@ _EXPORTS = {
     "DecodingConfig": "tts.generation",
     "FORMATS": "tts.formats",
     "ThinkingFormat": "tts.formats",
+    "detect_format": "tts.formats",
+    "open_backend": "tts.backends",
+    "ModelArtifact": "tts.backends",
     # the study: grid runner and report (issue #4)
     "StudyConfig": "study.grid",
     "load_study": "study.grid",

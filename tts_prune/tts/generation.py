@@ -191,11 +191,12 @@ def _forward(model, ids: torch.Tensor, mask: torch.Tensor, cache):
     return out.logits[:, -1, :], out.past_key_values
 
 
-def _answer_limit(model, config: DecodingConfig) -> int:
-    """The answer budget; ``None`` (until a stop token) is bounded by the model's context length."""
+def _answer_limit(model, config: DecodingConfig, used: int) -> int:
+    """The answer budget; ``None`` (until a stop token) is what the context leaves after ``used`` tokens
+    (vLLM's ``max_tokens=None``: up to ``max_model_len``)."""
     if config.answer_tokens is not None:
         return config.answer_tokens
-    return int(getattr(model.config, "max_position_embeddings", None) or 32768)
+    return max(1, int(getattr(model.config, "max_position_embeddings", None) or 32768) - used)
 
 
 class _Row:
@@ -213,6 +214,7 @@ class _Row:
         self.wait_starts: list[int] = []  # thinking positions where a forced "Wait" begins
         self.natural_at: int | None = None  # thinking length when the model ended thinking by itself
         self.answer_capped = False
+        self.limit = 0                # the answer budget once the row is answering
 
 
 def _suppress(logits: torch.Tensor, rows: list[_Row], config: DecodingConfig, ends: list[int]) -> torch.Tensor:
@@ -226,8 +228,8 @@ def _suppress(logits: torch.Tensor, rows: list[_Row], config: DecodingConfig, en
     return logits
 
 
-def _decode_answers(model, cache, mask, logits, gens, config, stops, pad_id, limit) -> list[tuple[list[int], bool]]:
-    """Decode up to ``limit`` tokens per row from (logits, cache); stop at a stop token. (ids, capped) per row."""
+def _decode_answers(model, cache, mask, logits, gens, config, stops, pad_id, limits) -> list[tuple[list[int], bool]]:
+    """Decode up to ``limits[r]`` tokens per row from (logits, cache); stop at a stop token. (ids, capped) per row."""
     answers: list[list[int]] = [[] for _ in gens]
     done, capped = [False] * len(gens), [False] * len(gens)
     while True:
@@ -239,7 +241,7 @@ def _decode_answers(model, cache, mask, logits, gens, config, stops, pad_id, lim
                 done[r] = True
             else:
                 answers[r].append(token)
-                done[r] = capped[r] = len(answers[r]) >= limit
+                done[r] = capped[r] = len(answers[r]) >= limits[r]
         if all(done):
             break
         feed = torch.tensor([[t if not d else pad_id] for t, d in zip(nxt, done)], device=mask.device)
@@ -248,7 +250,7 @@ def _decode_answers(model, cache, mask, logits, gens, config, stops, pad_id, lim
     return list(zip(answers, capped))
 
 
-def _branch(model, tokenizer, cache, mask, logits, rows_at, suffixes, seeds, budget, config, stops, pad_id):
+def _branch(model, cache, mask, lengths, logits, rows_at, suffixes, seeds, budget, config, stops, pad_id):
     """Answers of rows ``rows_at`` capped at ``budget``: a copy of the cache + each row's forced end, then decode.
 
     Suffixes of different lengths (s1's newline is conditional) are left-padded with masked pad tokens."""
@@ -265,8 +267,8 @@ def _branch(model, tokenizer, cache, mask, logits, rows_at, suffixes, seeds, bud
         branch_mask = torch.cat([branch_mask, pad_mask], dim=1)
         branch_logits, branch_cache = _forward(model, ids, branch_mask, branch_cache)
     gens = [_generator(answer_seed(seeds[r], budget), device) for r in rows_at]
-    limit = _answer_limit(model, config)
-    return _decode_answers(model, branch_cache, branch_mask, branch_logits, gens, config, stops, pad_id, limit)
+    limits = [_answer_limit(model, config, int(lengths[r]) + budget + len(s)) for r, s in zip(rows_at, suffixes)]
+    return _decode_answers(model, branch_cache, branch_mask, branch_logits, gens, config, stops, pad_id, limits)
 
 
 @torch.no_grad()
@@ -292,14 +294,14 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
     mask = batch["attention_mask"]
     logits, cache = _forward(model, batch["input_ids"], mask, None)
     rows = [_Row(_generator(seed, device)) for seed in seeds]
-    limit = _answer_limit(model, config)
+    lengths = mask.sum(-1).tolist()  # real prompt length per row
     branched: dict[tuple[int, int], tuple[list[int], bool, list[int]]] = {}
     step = 0  # thinking tokens generated and fed so far (every row advances together)
     while True:
         thinking_rows = [r for r, row in enumerate(rows) if row.state == THINK]
         if step in budgets and thinking_rows:
             suffixes = [forced_end_ids(tokenizer, fmt, rows[r].thinking) for r in thinking_rows]
-            answers = _branch(model, tokenizer, cache, mask, logits, thinking_rows, suffixes, seeds, step, config,
+            answers = _branch(model, cache, mask, lengths, logits, thinking_rows, suffixes, seeds, step, config,
                               in_answer_stops, pad_id)
             for r, suffix, (answer, capped) in zip(thinking_rows, suffixes, answers):
                 branched[(r, step)] = (answer, capped, suffix)
@@ -310,7 +312,7 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
             break
         sampled = sample_next(_suppress(logits, rows, config, ends), config, [row.generator for row in rows]).tolist()
         feed = []
-        for row, token in zip(rows, sampled):
+        for r, (row, token) in enumerate(zip(rows, sampled)):
             if row.state == THINK:
                 if row.forced:
                     token = row.forced.pop(0)
@@ -327,6 +329,8 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
                         row.state = DONE if follow is None else ANSWER
                         row.forced_end = follow or []
                         row.forced = list(follow or [])
+                        row.limit = _answer_limit(model, config, int(lengths[r]) + len(row.thinking)
+                                                  + len(row.forced))
                         token = row.forced.pop(0) if row.forced else token
                 else:
                     row.fresh = False
@@ -339,7 +343,7 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
                     row.state = DONE
                 else:
                     row.answer.append(token)
-                    if len(row.answer) >= limit:
+                    if len(row.answer) >= row.limit:
                         row.state, row.answer_capped = DONE, True
             feed.append(token if row.state != DONE else pad_id)
         step += 1
