@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
 
 from .. import paths
+from ..models.runtime import AUTO, resolve_threads
 from .grid import expand, load_study
 from .runner import run_study
 
@@ -26,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
     import papermill
 
     study = load_study(args.study, models=args.model)
+    if getattr(args, "threads", None) is not None:  # `--threads` replaces the study's `params.threads` too
+        threads = AUTO if str(args.threads).strip().lower() == AUTO else resolve_threads(args.threads)
+        study = dataclasses.replace(study, params={**study.params, "threads": threads})
     out = Path(args.out) if args.out else None
     dirs = {} if out is None else {"reports": out / "reports", "results": out / "results",
                                    "figures": out / "figures", "models_out": out / "models"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
+from ..models.runtime import resolve_threads
 
 # Which grid axes each notebook varies over (its other parameters are passed unchanged to every cell).
 # Order is the order of the walk; a notebook with no axis runs once per study.
@@ -76,6 +77,12 @@ class StudyConfig:
             fail(f"budgets={list(self.budgets)}", "positive token counts", "E.g. budgets: [512, 1024].")
         if self.samples < 1 or not self.seeds:
             fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
+        if "threads" in self.params:
+            try:
+                resolve_threads(self.params["threads"])
+            except ValueError as error:
+                fail(f"params.threads={self.params['threads']!r}", "'auto' or a positive integer",
+                     f"'auto' uses every core this process may use; 1 suits a shared machine. ({error})")
         for model, keys in self.overrides.items():
             unknown = set(keys) - set(GRID_KEYS)
             if model not in self.models or unknown:
