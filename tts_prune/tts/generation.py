@@ -186,11 +186,12 @@ def answer_seed(seed: int, budget: int) -> int:
     return int(seed) * 1_000_003 + int(budget)
 
 
-def _answer_limit(model, config: DecodingConfig) -> int:
-    """The answer budget; ``None`` (until a stop token) is bounded by the model's context length."""
+def _answer_limit(model, config: DecodingConfig, used: int) -> int:
+    """The answer budget; ``None`` (until a stop token) is what the context leaves after ``used`` tokens
+    (vLLM's ``max_tokens=None``: up to ``max_model_len``)."""
     if config.answer_tokens is not None:
         return config.answer_tokens
-    return int(getattr(model.config, "max_position_embeddings", None) or 32768)
+    return max(1, int(getattr(model.config, "max_position_embeddings", None) or 32768) - used)
 
 
 class _Row:
@@ -209,6 +210,8 @@ class _Row:
         self.wait_starts: list[int] = []  # thinking positions where a forced "Wait" begins
         self.natural_at: int | None = None  # thinking length when the model ended thinking by itself
         self.answer_capped = False
+        self.limit = 0                # the answer budget once the row is answering
+        self.prompt_length = 0        # real (unpadded) prompt tokens
 
 
 def _suppress(logits: torch.Tensor, rows: list[_Row], config: DecodingConfig, ends: list[int]) -> torch.Tensor:
@@ -233,7 +236,7 @@ class _Rules:
         self.answer_stops = answer_stop_ids(tokenizer, fmt, self.stops)
         self.wait_ids = encode(tokenizer, wait_text(fmt))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stops)
-        self.limit = _answer_limit(model, config)
+        self.model = model
 
     def advance(self, row: _Row, token: int | None) -> int:
         """Apply the sampled ``token`` (None: not drawn, the row has forced tokens) to ``row``; the token to feed
@@ -254,6 +257,8 @@ class _Rules:
                     row.state = DONE if follow is None else ANSWER
                     row.forced_end = follow or []
                     row.forced = list(follow or [])
+                    row.limit = _answer_limit(self.model, self.config, row.prompt_length + len(row.thinking)
+                                              + len(row.forced))
                     token = row.forced.pop(0) if row.forced else token
             else:
                 row.fresh = False
@@ -266,7 +271,7 @@ class _Rules:
                 row.state = DONE
             else:
                 row.answer.append(token)
-                if len(row.answer) >= self.limit:
+                if len(row.answer) >= row.limit:
                     row.state, row.answer_capped = DONE, True
         return token if row.state != DONE else self.pad_id
 
@@ -300,9 +305,11 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
     ballast = max(0, MIN_ROWS - n)
     batch = _tokenize_left(tokenizer, list(prompts) + [prompts[-1]] * ballast, device)
     rows = [_Row(_generator(seed, device)) for seed in seeds]
+    for row, length in zip(rows, batch["attention_mask"].sum(-1).tolist()):
+        row.prompt_length = length
     slots = rows + [_Row(None, state=DONE) for _ in range(ballast)]  # the row in each batch position
     branches: list[_Row] = []
-    columns = batch["input_ids"].shape[1] + budgets[-1] + min(rules.limit, 256) + 8
+    columns = batch["input_ids"].shape[1] + budgets[-1] + min(config.answer_tokens or 256, 256) + 8
     with grouped_attention(model):
         lockstep = RowBatch(model, columns_hint=columns)
         logits = lockstep.prefill(batch["input_ids"], batch["attention_mask"])
@@ -317,6 +324,8 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
                     branch = _Row(_generator(answer_seed(seeds[parent], step), device), ANSWER, (parent, step))
                     branch.forced_end = forced_end_ids(tokenizer, fmt, slots[i].thinking)
                     branch.forced = list(branch.forced_end)
+                    branch.prompt_length = rows[parent].prompt_length
+                    branch.limit = _answer_limit(model, config, branch.prompt_length + step + len(branch.forced_end))
                     slots.append(branch)
                     branches.append(branch)
             if step >= budgets[-1]:
@@ -326,7 +335,7 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
             if not live:
                 break
             # Thinking rows draw at every step (also while "Wait" is forced); a branched answer draws once its
-            # forced end has been fed. The sweep before rows were forked did the same: sampled records are unchanged.
+            # forced end has been fed (as the loop did before answers joined the batch: sampled records are unchanged).
             drawn = [i for i in live if not (slots[i].owner is not None and slots[i].forced)]
             sampled = {}
             if drawn:

@@ -173,8 +173,7 @@ class VLLMBackend:
         answers = {}
         for owner, ids in zip(owners, outs):
             stopped = bool(ids) and ids[-1] in in_answer_stops
-            answers[owner] = (ids[:-1] if stopped else ids,
-                              not stopped and config.answer_tokens is not None and len(ids) >= config.answer_tokens)
+            answers[owner] = (ids[:-1] if stopped else ids, not stopped)  # no stop token: the length limit cut it
         results = []
         for r in range(len(prompts)):
             for budget in budgets:
