@@ -81,10 +81,14 @@ test-vllm:
 	$(VLLM_VENV)/bin/pip install -q --no-deps -e . && $(VLLM_VENV)/bin/pip install -q pytest math-verify pandas scipy tqdm gguf
 	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/tts/test_vllm.py
 
-## bench-tts: cost of a 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size (embedded model)
-.PHONY: bench-tts
+## bench-tts: 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size and vs the compute bound (SmolLM2)
+.PHONY: bench-tts bench-tts-qwen
 bench-tts: $(STAMP)
-	$(BIN)/python bench/tts_bench.py
+	$(BIN)/python bench/tts_bench.py --naive
+
+## bench-tts-qwen: the same sweep cost and compute-bound fraction (batch 16) on the embedded Qwen2.5-0.5B
+bench-tts-qwen: qwen
+	$(BIN)/python bench/tts_bench.py --model $(QWEN) --sections bound,sweep
 
 ## model: train the toy-reasoner once (cached in models/embedded/toy-reasoner; --rebuild via tts-prune train-toy)
 model: $(STAMP)

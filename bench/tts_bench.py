@@ -47,9 +47,11 @@ def generated_tokens(gens, shared_thinking: bool) -> int:
 
 
 def timed(fn):
-    began = time.perf_counter()
+    """(result, wall seconds, CPU seconds of this process). On a machine shared with other jobs the CPU
+    seconds of a 1-thread run stay close to its wall time on an idle core, while wall time does not."""
+    began, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    return out, time.perf_counter() - began
+    return out, time.perf_counter() - began, time.process_time() - cpu
 
 
 def load_note() -> str:
@@ -62,97 +64,117 @@ def section_sweep(model, tok, prompts, fmt, args) -> None:
     config = DecodingConfig(answer_tokens=args.answer_tokens, batch_size=len(prompts))
     print(f"## (1) sweep cost: {len(prompts)} problems, budgets {budgets}, answer <= {args.answer_tokens} tokens, "
           f"{args.repeats} alternating repeats, min wall time each; {load_note()}")
-    singles, sweeps = [], []
+    single, swept = [], []  # (wall, cpu) per repeat
     for _ in range(args.repeats):  # alternate, so a load change hits both
-        one, t = timed(lambda: sweep(model, tok, prompts, [budgets[-1]], fmt, config, show_progress=False))
-        singles.append(t)
-        full, t = timed(lambda: sweep(model, tok, prompts, budgets, fmt, config, show_progress=False))
-        sweeps.append(t)
+        one, *t = timed(lambda: sweep(model, tok, prompts, [budgets[-1]], fmt, config, show_progress=False))
+        single.append(t)
+        full, *t = timed(lambda: sweep(model, tok, prompts, budgets, fmt, config, show_progress=False))
+        swept.append(t)
     tok_one, tok_sweep = generated_tokens(one, False), generated_tokens(full, True)
-    print("| run | generated tokens | x single | wall s (min) | x single |")
-    print("|---|---|---|---|---|")
-    print(f"| single run at B={budgets[-1]} | {tok_one} | 1.00 | {min(singles):.1f} | 1.00 |")
-    print(f"| incremental sweep, {len(budgets)} budgets | {tok_sweep} | {tok_sweep / tok_one:.2f} | {min(sweeps):.1f} "
-          f"| {min(sweeps) / min(singles):.2f} |")
-    print(f"(all wall times: single {[round(t, 1) for t in singles]}, sweep {[round(t, 1) for t in sweeps]}; "
-          f"{load_note()})")
+    w1, c1 = min(t[0] for t in single), min(t[1] for t in single)
+    ws, cs = min(t[0] for t in swept), min(t[1] for t in swept)
+    print("| run | generated tokens | x single | wall s (min) | x single | CPU s (min) | x single |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| single run at B={budgets[-1]} | {tok_one} | 1.00 | {w1:.1f} | 1.00 | {c1:.1f} | 1.00 |")
+    print(f"| incremental sweep, {len(budgets)} budgets | {tok_sweep} | {tok_sweep / tok_one:.2f} | {ws:.1f} "
+          f"| {ws / w1:.2f} | {cs:.1f} | {cs / c1:.2f} |")
+    print(f"(every (wall, CPU) s: single {[tuple(round(x, 1) for x in t) for t in single]}, sweep "
+          f"{[tuple(round(x, 1) for x in t) for t in swept]}; {load_note()})")
     if args.naive:
-        naive_t, naive_tokens, equal = 0.0, 0, 0
+        naive_w, naive_c, naive_tokens, equal = 0.0, 0.0, 0, 0
         for b in budgets:
-            part, seconds = timed(lambda b=b: sweep(model, tok, prompts, [b], fmt, config, show_progress=False))
-            naive_t += seconds
+            part, w, c = timed(lambda b=b: sweep(model, tok, prompts, [b], fmt, config, show_progress=False))
+            naive_w, naive_c = naive_w + w, naive_c + c
             naive_tokens += generated_tokens(part, shared_thinking=False)
             equal += sum(x == y for x, y in zip(part, [g for g in full if g.budget == b]))
-        print(f"| naive loop, one run per budget | {naive_tokens} | {naive_tokens / tok_one:.2f} | {naive_t:.1f} "
-              f"| {naive_t / min(singles):.2f} |")
+        print(f"| naive loop, one run per budget | {naive_tokens} | {naive_tokens / tok_one:.2f} | {naive_w:.1f} "
+              f"| {naive_w / w1:.2f} | {naive_c:.1f} | {naive_c / c1:.2f} |")
         print(f"sweep records equal to the separate per-budget runs: {equal} of {len(full)}")
 
 
-def generate_rate(model, tok, prompts, n_new: int) -> float:
-    """Tokens/s of plain batch-1 ``model.generate``, greedy, exactly ``n_new`` new tokens per prompt."""
-    made, began = 0, time.perf_counter()
-    for text in prompts:
-        ids = tok(text, return_tensors="pt", add_special_tokens=False)
-        out = model.generate(**ids, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
-                             pad_token_id=tok.pad_token_id)
-        made += out.shape[1] - ids["input_ids"].shape[1]
-    return made / (time.perf_counter() - began)
+def generate_rate(model, tok, prompts, n_new: int) -> tuple[float, float]:
+    """(tokens per wall s, per CPU s) of plain batch-1 ``model.generate``, greedy, ``n_new`` new tokens each."""
+    def run():
+        made = 0
+        for text in prompts:
+            ids = tok(text, return_tensors="pt", add_special_tokens=False)
+            out = model.generate(**ids, max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)
+            made += out.shape[1] - ids["input_ids"].shape[1]
+        return made
+    made, wall, cpu = timed(run)
+    return made / wall, made / cpu
 
 
-def sweep_rate(model, tok, prompts, fmt, batch: int, n_new: int) -> float:
-    """Tokens/s of the decode loop on ``batch`` rows: thinking capped at ``n_new`` tokens, 1 answer token."""
+def _decode(model, tok, prompts, fmt, batch: int, n_new: int):
+    """(generated tokens, wall s, CPU s) of the decode loop on ``batch`` rows thinking exactly ``n_new`` tokens
+    (the end of thinking suppressed until then, like ``min_new_tokens``) plus 1 answer token."""
     chosen = (prompts * (batch // len(prompts) + 1))[:batch]
-    config = DecodingConfig(answer_tokens=1, batch_size=batch)
-    gens, seconds = timed(lambda: sweep(model, tok, chosen, [n_new], fmt, config, show_progress=False))
-    return sum(g.thinking_tokens + g.answer_tokens for g in gens) / seconds
+    config = DecodingConfig(answer_tokens=1, min_thinking=n_new, batch_size=batch)
+    gens, wall, cpu = timed(lambda: sweep(model, tok, chosen, [n_new], fmt, config, show_progress=False))
+    return sum(g.thinking_tokens + g.answer_tokens for g in gens), wall, cpu
+
+
+def sweep_rate(model, tok, prompts, fmt, batch: int, n_new: int) -> tuple[float, float]:
+    """(tokens per wall s, per CPU s) of the decode loop, prompt prefill included (as in ``generate_rate``)."""
+    made, wall, cpu = _decode(model, tok, prompts, fmt, batch, n_new)
+    return made / wall, made / cpu
+
+
+def steady_rate(model, tok, prompts, fmt, batch: int, n_new: int) -> tuple[float, float]:
+    """(tokens per wall s, per CPU s) of steady-state decoding: a run of 8 + ``n_new`` tokens minus a run of 8,
+    so the prompt prefill cancels."""
+    short, long = _decode(model, tok, prompts, fmt, batch, 8), _decode(model, tok, prompts, fmt, batch, 8 + n_new)
+    made = long[0] - short[0]
+    return made / (long[1] - short[1]), made / (long[2] - short[2])
 
 
 def section_throughput(model, tok, prompts, fmt, args) -> None:
     n_new = args.throughput_tokens
-    print(f"\n## (2) throughput: up to {n_new} thinking tokens per row, greedy; {load_note()}")
-    base = generate_rate(model, tok, prompts[:4], n_new)
-    print("| engine | batch | tokens/s | x generate b=1 |")
-    print("|---|---|---|---|")
-    print(f"| model.generate | 1 | {base:.1f} | 1.00 |")
+    print(f"\n## (2) throughput: {n_new} new tokens per row, greedy, prompt prefill included; {load_note()}")
+    base, base_cpu = generate_rate(model, tok, prompts[:4], n_new)
+    print("| engine | batch | tokens / wall s | x generate b=1 | tokens / CPU s | x generate b=1 |")
+    print("|---|---|---|---|---|---|")
+    print(f"| model.generate | 1 | {base:.1f} | 1.00 | {base_cpu:.1f} | 1.00 |")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
-        rate = sweep_rate(model, tok, prompts, fmt, batch, n_new)
-        print(f"| tts_prune sweep | {batch} | {rate:.1f} | {rate / base:.2f} |")
+        rate, rate_cpu = sweep_rate(model, tok, prompts, fmt, batch, n_new)
+        print(f"| tts_prune sweep | {batch} | {rate:.1f} | {rate / base:.2f} | {rate_cpu:.1f} | "
+              f"{rate_cpu / base_cpu:.2f} |")
     print(f"({load_note()})")
 
 
-def matmul_seconds(model, rows: int, repeats: int = 3) -> tuple[float, int]:
-    """(seconds, matmul parameters) of one pass of ``rows`` tokens through every Linear of the model, best of
-    ``repeats``: the model's own weight shapes and dtype, nothing else."""
+def matmul_seconds(model, rows: int, repeats: int = 3) -> tuple[float, float, int]:
+    """(wall s, CPU s, matmul parameters) of one pass of ``rows`` tokens through every Linear of the model, best
+    of ``repeats``: the model's own weight shapes and dtype, nothing else."""
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     params = sum(m.weight.numel() for m in linears)
     inputs = {m.in_features: torch.randn(rows, m.in_features, dtype=m.weight.dtype) for m in linears}
-    best = float("inf")
+    def one_pass():
+        for m in linears:
+            torch.nn.functional.linear(inputs[m.in_features], m.weight)
     with torch.no_grad():
-        for _ in range(repeats):
-            began = time.perf_counter()
-            for m in linears:
-                torch.nn.functional.linear(inputs[m.in_features], m.weight)
-            best = min(best, time.perf_counter() - began)
-    return best, params
+        times = [timed(one_pass)[1:] for _ in range(repeats)]
+    return min(t[0] for t in times), min(t[1] for t in times), params
 
 
 def section_bound(model, tok, prompts, fmt, args) -> None:
     batch, n_new = args.bound_batch, args.throughput_tokens
     print(f"\n## (3) fraction of the compute bound at batch {batch}; {load_note()}")
-    seconds, params = matmul_seconds(model, batch)
-    rate = 2 * params * batch / seconds
-    bound = batch / seconds
-    achieved = sweep_rate(model, tok, prompts, fmt, batch, n_new)
-    seconds_after, _ = matmul_seconds(model, batch)  # again after the decode: the load may have changed
-    bound_after = batch / seconds_after
-    print("| quantity | value |")
-    print("|---|---|")
-    print(f"| matmul parameters (Linear weights, lm_head included) | {params / 1e6:.1f} M |")
-    print(f"| matmul rate at batch {batch}, the model's weight shapes (before / after) | {rate / 1e9:.1f} / "
-          f"{2 * params * batch / seconds_after / 1e9:.1f} GFLOP/s |")
-    print(f"| compute bound = rate / (2 x params) (before / after) | {bound:.1f} / {bound_after:.1f} tokens/s |")
-    print(f"| decode loop, batch {batch}, {n_new} tokens per row | {achieved:.1f} tokens/s |")
-    print(f"| fraction of the bound (mean of before / after) | {achieved / ((bound + bound_after) / 2):.2f} |")
+    wall, cpu, params = matmul_seconds(model, batch)
+    achieved, achieved_cpu = steady_rate(model, tok, prompts, fmt, batch, n_new)
+    wall2, cpu2, _ = matmul_seconds(model, batch)  # again after the decode: the load may have changed
+    print("| quantity | per wall s | per CPU s |")
+    print("|---|---|---|")
+    print(f"| matmul parameters (Linear weights, lm_head included) | {params / 1e6:.1f} M | |")
+    for label, w, c in (("before", wall, cpu), ("after", wall2, cpu2)):
+        print(f"| matmul rate at batch {batch}, the model's weight shapes ({label} the decode) | "
+              f"{2 * params * batch / w / 1e9:.1f} GFLOP/s | {2 * params * batch / c / 1e9:.1f} GFLOP/s |")
+    bound, bound_cpu = batch / ((wall + wall2) / 2), batch / ((cpu + cpu2) / 2)
+    print(f"| compute bound = rate / (2 x params), mean of before and after | {bound:.1f} tokens/s | "
+          f"{bound_cpu:.1f} tokens/s |")
+    print(f"| decode loop, batch {batch}, steady state ({n_new} more tokens per row) | {achieved:.1f} tokens/s | "
+          f"{achieved_cpu:.1f} tokens/s |")
+    print(f"| fraction of the bound | {achieved / bound:.2f} | {achieved_cpu / bound_cpu:.2f} |")
     print(f"({load_note()})")
 
 
