@@ -58,3 +58,12 @@ def test_study_params_threads_are_checked_on_construction():
     assert StudyConfig(name="s", models=("m",), params={"threads": "auto"}).params["threads"] == "auto"
     with pytest.raises(ValueError, match=r"params.threads=0.*'auto' or a positive integer"):
         StudyConfig(name="s", models=("m",), params={"threads": 0})
+
+
+def test_study_cells_default_to_auto_and_keep_an_explicit_count(tmp_path):
+    from tts_prune.study.grid import expand
+
+    plain = StudyConfig(name="s", models=("m",), notebooks=("01-calibration",))
+    pinned = StudyConfig(name="s", models=("m",), notebooks=("01-calibration",), params={"threads": 1})
+    assert {c.parameters["threads"] for c in expand(plain, reports=tmp_path)} == {"auto"}
+    assert {c.parameters["threads"] for c in expand(pinned, reports=tmp_path)} == {1}

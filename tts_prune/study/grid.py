@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
-from ..models.runtime import resolve_threads
+from ..models.runtime import AUTO, resolve_threads
 
 # Which grid axes each notebook varies over (its other parameters are passed unchanged to every cell).
 # Order is the order of the walk; a notebook with no axis runs once per study.
@@ -234,7 +234,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
     if output.resolve().parent == paths.NOTEBOOKS_DIR.resolve():
         raise ValueError(f"output {output} would overwrite an input notebook; use a reports folder")
     rel = output.relative_to(reports / study.name).with_suffix("")
-    parameters = {**cfg.params, **axes,
+    parameters = {"threads": AUTO, **cfg.params, **axes,  # a study without params.threads uses every core
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,
