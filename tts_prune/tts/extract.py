@@ -13,13 +13,17 @@ that ends LAST in the text wins, so the final answer statement beats letters quo
    "would be", "=", "-", ...) and the letter, with markup allowed around it (``**Answer: C**``,
    "answer is option (B)", ``Answer: $\\boxed{C}$``; "Final Answer" may be followed by the letter on
    the next line without a connector); "I choose/pick/select B", "go with B"; and the reversed form
-   "(B) is correct" / "option B is the best answer", where the letter must be marked (parenthesised,
-   bold, or after "option"/"choice").
+   "(B) is correct" / "option B is the best answer" (not "... correct only if"), where the letter must be
+   marked: parenthesised, bold, after "option"/"choice", or opening a line, clause ("..., C is correct")
+   or "so/thus/therefore/hence" (never "Vitamin C is the correct ..."). A letter listed with another
+   ("Answer: A and B are wrong", "(A) or (C)") is not a statement.
 2. The letter opening the response ("B. The mass is 5 kg", "(B)", "**B**") or standing alone on the last
    line of the response.
 
-Nothing else is read: a response with no anchored letter gives None, never a default letter (s1's GPQA
-scorer falls back to "A"; lighteval's indices extraction also tries unanchored letters when asked to).
+Nothing else is read: a response with no anchored letter gives None, never a default letter. s1's GPQA
+scorer (its lm-evaluation-harness fork, ``tasks/gpqa/openai/utils.py``) takes the last ``\\boxed{}``, else
+the text after the last "Answer:", asks gpt-4o-mini when that is not a bare letter, and otherwise scores
+the response as "A", which credits a non-answer on every question whose gold letter is A.
 Differences from lighteval: the anchor needs a connector or markup before the letter (lighteval accepts any
 50 characters after the word "answer", which reads "answer choice A: ..." in an option-by-option review as
 a statement); boxed letters and the reversed "(B) is correct" form are read; letters at the start of later
@@ -37,16 +41,21 @@ CUES = ("final answer:", "final answer is", "the answer is", "answer:")
 
 
 def boxed_spans(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, content)`` of every ``\\boxed{...}`` / ``\\fbox{...}``, braces balanced, in order."""
-    spans = []
-    for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth = 0
-        for j in range(match.end() - 1, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            if depth == 0:
-                spans.append((match.start(), j + 1, text[match.end():j].strip()))
-                break
-    return spans
+    """``(start, end, content)`` of every ``\\boxed{...}`` / ``\\fbox{...}``, braces balanced, in order.
+
+    One pass over the braces (a stack of open positions), so a degenerate response with thousands of
+    unclosed boxes costs linear time, not quadratic.
+    """
+    opens = {m.end() - 1: m.start() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)}
+    spans, stack = [], []
+    for brace in re.finditer(r"[{}]", text):
+        if brace.group() == "{":
+            stack.append(brace.start())
+        elif stack:
+            i = stack.pop()
+            if i in opens:
+                spans.append((opens[i], brace.end(), text[i + 1:brace.start()].strip()))
+    return sorted(spans)
 
 
 def last_boxed(text: str) -> str | None:
@@ -126,14 +135,16 @@ _END = r"(?![A-Za-z0-9])"
 
 def _statement_patterns(letters: str) -> list[re.Pattern]:
     # Each pattern's only capturing groups are the letter (the reversed form has one per marking style).
-    letter = f"([{letters}])"
-    marked = rf"(?:(?i:option|choice)\s*\(?{letter}\)?|\({letter}\)|\*\*\(?{letter}\)?\*\*)"
+    # A letter followed by "and/or/, <letter>" lists options ("Answer: A and B are wrong"), it chooses none.
+    letter = rf"([{letters}])(?![).]?\s*(?:,|&|(?i:and|or)\b)\s*\(?[{letters}]{_END})"
+    marked = (rf"(?:(?i:option|choice)\s*\(?{letter}\)?|\({letter}\)|\*\*\(?{letter}\)?\*\*"
+              rf"|(?:^|(?<=\n)|(?<=[,:;.])\s*|(?i:\b(?:so|thus|therefore|hence)),?\s+){letter})")
     return [
         re.compile(rf"(?<![A-Za-z])(?:{_ANCHOR}){_QUALIFIER}{_CONNECT}{{1,3}}{_FILL}{letter}{_END}"),
         re.compile(rf"(?i:final\s+answer)(?:\*\*|__)?{_FILL}{letter}{_END}"),
         re.compile(rf"(?i:\bI\s+(?:choose|pick|select|go\s+with)|\bgo(?:ing)?\s+with){_FILL}{letter}{_END}"),
         re.compile(rf"(?<![A-Za-z0-9]){marked}\s+(?i:is|seems\s+to\s+be|appears\s+to\s+be)\s+(?i:the\s+)?"
-                   rf"(?i:correct|right|best)\b"),
+                   rf"(?i:correct|right|best)\b(?!\s+(?i:only|if|when|unless|provided)\b)"),
     ]
 
 
@@ -154,9 +165,17 @@ def _check_letters(letters: str) -> str:
     return letters
 
 
+def _squeeze(text: str) -> str:
+    # One character per whitespace run (a newline if the run has one): the anchored patterns allow
+    # whitespace in several adjacent places, which on a degenerate run of thousands of spaces costs
+    # cubic time; squeezed, each run has one way to match.
+    return re.sub(r"\s+", lambda m: "\n" if "\n" in m.group() else " ", text)
+
+
 def extract_letter(response: str, letters: str = "ABCD") -> str | None:
     """The chosen option letter (one of ``letters``) by the anchored priorities above; None when no anchor."""
     letters = _check_letters(letters)
+    response = _squeeze(response)
     statements = _boxed_letters(response, letters)
     for pattern in _statement_patterns(letters):
         for match in pattern.finditer(response):

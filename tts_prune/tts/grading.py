@@ -17,9 +17,11 @@ match is tried instead. The gold answer is parsed as ``$gold$`` (LaTeX, then pla
 two are compared with ``math_verify.verify(gold, prediction)``. Differences from the defaults:
 math-verify's ``parse`` puts boxed answers at priority 50 (after "final answer is"), lighteval's math
 tasks at 55 and use ``any_match`` (fall through to later matches when one fails to parse); s1's own
-scorer reads the last ``\\boxed{}`` only. Here the box comes first because every model in the study is
-prompted to box its answer, and a failed parse of the stated answer never turns into credit for some
-other number in the text.
+scorer (its lm-evaluation-harness fork, ``tasks/openai_math/utils.py``) takes the last ``\\boxed{}``, else
+the text after the last "Answer:", compares digit strings exactly and asks gpt-4o-mini whether anything
+else matches the gold (math-verify is the offline stand-in for that judge). Here the box comes first
+because every model in the study is prompted to box its answer, and a failed parse of the stated answer
+never turns into credit for some other number in the text.
 
 math-verify's own timeouts (SIGALRM) only work in the main thread and cannot stop C-level work, so both
 its timeouts are disabled and the whole ``parse`` + ``verify`` runs in a persistent worker process
@@ -40,6 +42,8 @@ DEFAULT_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class Grade:
+    """One graded response. ``timeout`` grades are neither right nor "no answer": report them apart."""
+
     correct: bool
     prediction: str | None   # the extracted answer (letter for choice), None when nothing extractable
     no_answer: bool          # nothing extractable from the response
@@ -76,18 +80,17 @@ def _parse_prediction(response: str):
     return parse(response, _pred_config(), extraction_mode="first_match", parsing_timeout=None)
 
 
-def _math_in_worker(response: str, gold: str) -> tuple[bool, str | None]:
-    """(correct, extracted text or None). Only plain values cross the pipe: printing some parsed
-    expressions (huge powers) never returns, so sympy objects stay in the worker."""
+def _math_in_worker(response: str, gold: str) -> tuple[bool, bool, bool, str | None]:
+    """(gold parsed?, correct, anything extracted?, extracted text). Only plain values cross the pipe:
+    printing some parsed expressions (huge powers) never returns, so sympy objects stay in the worker."""
     from math_verify import verify
 
     _quiet()
-    predicted = _parse_prediction(response)
-    if not predicted:
-        return False, None
-    text = next((p for p in reversed(predicted) if isinstance(p, str)), None)
     expected = _parse_gold(gold)
-    return bool(expected) and bool(verify(expected, predicted, timeout_seconds=None)), text
+    predicted = _parse_prediction(response)
+    text = next((p for p in reversed(predicted) if isinstance(p, str)), None)
+    correct = bool(expected) and bool(predicted) and bool(verify(expected, predicted, timeout_seconds=None))
+    return bool(expected), correct, bool(predicted), text
 
 
 def _math_equivalent_in_worker(a: str, b: str) -> bool:
@@ -100,10 +103,14 @@ def _math_equivalent_in_worker(a: str, b: str) -> bool:
 
 def _grade_math(response: str, gold: str, timeout_s: float, options: int | None = None) -> Grade:
     try:
-        correct, text = default_worker().call(__name__, "_math_in_worker", (response, str(gold)), timeout_s)
+        gold_ok, correct, found, text = default_worker().call(__name__, "_math_in_worker", (response, str(gold)),
+                                                              timeout_s)
     except GradingTimeout:
         return Grade(correct=False, prediction=None, no_answer=False, timeout=True)
-    return Grade(correct=correct, prediction=text, no_answer=text is None, timeout=False)
+    if not gold_ok:
+        raise ValueError(f"gold answer {gold!r} is not something math-verify can parse; write it as LaTeX "
+                         f"(e.g. '\\frac{{1}}{{2}}', '(-\\infty, 3]', '\\text{{Monday}}')")
+    return Grade(correct=correct, prediction=text, no_answer=not found, timeout=False)
 
 
 # --------------------------------------------------------------------------- numbers and letters

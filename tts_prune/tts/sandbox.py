@@ -9,13 +9,15 @@ The worker is started once and reused, so a call costs one pipe round trip (well
 plus the work); a call that passes its limit kills the worker (SIGKILL), raises ``GradingTimeout``, and the
 next call starts a fresh one. The worker's address space is capped (``resource.RLIMIT_AS``) so a runaway
 expression fails with ``MemoryError`` inside the worker instead of swapping the machine, and on Linux it
-dies with its parent (``PR_SET_PDEATHSIG``). POSIX only (the pipe is polled with ``select``).
+dies with its parent process (``PR_SET_PDEATHSIG``, armed from one long-lived thread), so a killed
+notebook kernel leaves no grader spinning. POSIX only (the pipe is polled with ``select``).
 """
 from __future__ import annotations
 
 import atexit
 import importlib
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -24,6 +26,10 @@ from pathlib import Path
 
 START_TIMEOUT_S = 120.0        # importing sympy + math-verify on a loaded 2-core machine takes a few seconds
 MEMORY_LIMIT_BYTES = 4 << 30   # the worker's address-space cap
+
+
+_DEFAULT: Worker | None = None
+_DEFAULT_LOCK = threading.Lock()
 
 
 class GradingTimeout(Exception):
@@ -71,13 +77,18 @@ class Worker:
             raise WorkerError(f"{module}.{function}{args!r} raised in the grading worker:\n{value}")
         return value
 
+    @property
+    def pid(self) -> int | None:
+        """The running worker's process id (None before the first call and after a kill)."""
+        return self._proc.pid if self._proc is not None else None
+
     def _start(self) -> None:
         root = str(Path(__file__).resolve().parents[2])     # the folder holding the tts_prune package
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         code = (f"from tts_prune.tts.sandbox import serve; "
-                f"serve({list(self.preload)!r}, {self.memory_limit_bytes})")
-        self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      env=env, close_fds=True)
+                f"serve({list(self.preload)!r}, {self.memory_limit_bytes}, {os.getpid()})")
+        self._proc = _spawner().popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, env=env, close_fds=True)
         self._send = Connection(os.dup(self._proc.stdin.fileno()), readable=False)
         self._recv = Connection(os.dup(self._proc.stdout.fileno()), writable=False)
         self._proc.stdin.close()
@@ -105,7 +116,48 @@ class Worker:
             self._stop()
 
 
-def _die_with_parent() -> None:
+class _Spawner:
+    """Starts worker processes from one thread that lives as long as the interpreter.
+
+    Linux's ``PR_SET_PDEATHSIG`` fires when the *thread* that created the child exits, not the process:
+    a worker started from a short-lived thread (a grading thread pool) would be killed with it.
+    """
+
+    def __init__(self):
+        self._jobs: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, daemon=True, name="tts-prune-grading-spawner").start()
+
+    def _run(self) -> None:
+        while True:
+            args, kwargs, box, done = self._jobs.get()
+            try:
+                box.append(subprocess.Popen(*args, **kwargs))
+            except BaseException as err:   # noqa: BLE001  (handed back to the caller, re-raised there)
+                box.append(err)
+            done.set()
+
+    def popen(self, *args, **kwargs) -> subprocess.Popen:
+        box: list = []
+        done = threading.Event()
+        self._jobs.put((args, kwargs, box, done))
+        done.wait()
+        if isinstance(box[0], BaseException):
+            raise box[0]
+        return box[0]
+
+
+_SPAWNER: _Spawner | None = None
+
+
+def _spawner() -> _Spawner:
+    global _SPAWNER
+    with _DEFAULT_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = _Spawner()
+        return _SPAWNER
+
+
+def _die_with_parent(parent_pid: int) -> None:
     try:
         import ctypes
         import signal
@@ -113,14 +165,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass   # not Linux: the worker still exits when its stdin closes, once its current call returns
+    if os.getppid() != parent_pid:     # the parent died before the line above took effect
+        os._exit(0)
 
 
-def serve(preload: list[str], memory_limit_bytes: int) -> None:
+def serve(preload: list[str], memory_limit_bytes: int, parent_pid: int) -> None:
     """The worker's loop: read ``(module, function, args)``, answer ``(ok, value_or_traceback)``."""
     import resource
     import traceback
 
-    _die_with_parent()
+    _die_with_parent(parent_pid)
     if memory_limit_bytes > 0:
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit_bytes, memory_limit_bytes))
     # The protocol owns the original stdout; anything the graded code prints goes to stderr instead.
@@ -142,8 +196,6 @@ def serve(preload: list[str], memory_limit_bytes: int) -> None:
         out.send(reply)
 
 
-_DEFAULT: Worker | None = None
-_DEFAULT_LOCK = threading.Lock()
 
 
 def default_worker() -> Worker:
