@@ -179,3 +179,18 @@ def test_vllm_stops_on_every_generation_config_eos(pair, tmp_path):
         assert {tok.eos_token_id, tok.convert_tokens_to_ids("</think>")} <= backend.stops
     finally:
         model.generation_config.eos_token_id = tok.eos_token_id
+
+
+def test_a_model_directory_given_by_path_is_fingerprinted_from_its_weights(pair, tmp_path):
+    from tts_prune.tts.backends import resolve_artifact
+
+    model, tok = pair
+    sparse = pruned(model)
+    sparse.generation_config.eos_token_id = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    sparse.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    artifact = resolve_artifact(str(tmp_path / "m"))
+    assert artifact.path == tmp_path / "m" and artifact.fingerprint == model_fingerprint(sparse)
+    assert set(artifact.eos_token_ids) == {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")}
+    backend = open_backend("vllm", str(tmp_path / "m"), engine=HFEngine)
+    assert backend.fingerprint == model_fingerprint(sparse) and backend.stops >= set(artifact.eos_token_ids)
