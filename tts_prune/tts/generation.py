@@ -340,7 +340,8 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
             sampled = {}
             if drawn:
                 drawn_rows = [slots[i] for i in drawn]
-                tokens = sample_next(_suppress(logits[drawn], drawn_rows, config, rules.ends), config,
+                scores = logits if len(drawn) == len(slots) else logits[drawn]  # (rows drawn, vocab)
+                tokens = sample_next(_suppress(scores, drawn_rows, config, rules.ends), config,
                                      [row.generator for row in drawn_rows])
                 sampled = dict(zip(drawn, tokens.tolist()))
             feed = [rules.pad_id] * len(slots)
