@@ -295,7 +295,10 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
     rows leave the batch when they finish. The batch never has fewer than ``MIN_ROWS`` rows (finished
     rows stay as ballast): CPU matmul kernels round a row the same way for any row count from 4 up, but
     not below, so a row's logits do not depend on how many other rows share its batch (checked by
-    ``tests/tts/test_rows.py``), and a sweep equals separate runs at each budget.
+    ``tests/tts/test_rows.py``), and a sweep equals separate runs at each budget. Memory: the KV cache holds
+    (rows thinking + answers still decoding) x the longest row's columns; the previous loop held at most
+    twice the thinking rows' cache (one deep copy at a time). Answers that run longer than the gap between
+    budgets therefore overlap and raise the peak: lower ``batch_size`` when that does not fit.
     """
     budgets = check_budgets(budgets)
     device = next(model.parameters()).device
