@@ -13,48 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
+from tests.study._trivial import PRUNE, trivial_notebooks
 from tts_prune.cli import main
 from tts_prune.study import grid, runner
 from tts_prune.study.executors import cell_resources, make_executor
 from tts_prune.tts.results import ResultStore, load_results
 
 ROOT = Path(__file__).resolve().parents[2]
-
-_PARAMS = '''model: str = "m"  # model
-method: str = "wanda"  # method
-allocation: str = "uniform"  # allocation
-sparsity: float = 0.2  # sparsity
-benchmark: str = "b"  # benchmark
-model_out: str = ""  # where 03 saves
-pruned_model: str = ""  # what 04 reads
-artifacts_dir: str = ""  # where to write'''
-_PRUNE = '''import json, os, pathlib
-assert os.environ.get("DAG_TEST_FAIL") != method, "this cell fails on purpose"
-pathlib.Path(model_out).mkdir(parents=True, exist_ok=True)
-pathlib.Path(model_out, "pruning_recipe.json").write_text(json.dumps({"pruned_fingerprint": f"WEIGHTS-{method}"}))'''
-_EVALUATE = '''import json, pathlib
-read = json.loads(pathlib.Path(pruned_model, "pruning_recipe.json").read_text()) if method != "dense" else {}
-pathlib.Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
-pathlib.Path(artifacts_dir, "read.json").write_text(json.dumps(read))'''
-_REPORT = '''print("report")'''
-
-
-def _notebooks(folder: Path, prune_body: str = _PRUNE) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for stem, body in (("03-pruning", prune_body), ("04-tts-scaling", _EVALUATE), ("05-report", _REPORT)):
-        nb = nbformat.v4.new_notebook()
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        params = nbformat.v4.new_code_cell(_PARAMS)
-        params.metadata["tags"] = ["parameters"]
-        nb.cells = [params, nbformat.v4.new_code_cell(body)]
-        for i, cell in enumerate(nb.cells):
-            cell.id = f"cell-{i}"  # fixed ids: rewriting an unchanged notebook keeps its bytes (and hash)
-        nbformat.write(nb, folder / f"{stem}.ipynb")
-    return folder
 
 
 def _study(tmp_path, methods=("wanda", "magnitude")):
@@ -75,7 +43,7 @@ def _stamps(cells):
 
 
 def test_a_changed_03_cell_reruns_exactly_the_04_cells_that_read_it(tmp_path):
-    notebooks = _notebooks(tmp_path / "nb")
+    notebooks = trivial_notebooks(tmp_path / "nb")
     study = _study(tmp_path)
     cells = runner.run_study(study, notebooks=notebooks, show_progress=False, **_dirs(tmp_path))
     by = {(c.notebook, c.axes.get("method")): c for c in cells}
@@ -91,7 +59,7 @@ def test_a_changed_03_cell_reruns_exactly_the_04_cells_that_read_it(tmp_path):
 
     # The 03 notebook now saves other weights for wanda only: 03 re-runs (new notebook), wanda's 04 cells
     # and the report follow; magnitude's 04 cell and the dense baseline keep their results.
-    _notebooks(tmp_path / "nb", _PRUNE.replace('f"WEIGHTS-{method}"', '"WEIGHTS-v2" if method == "wanda" else f"WEIGHTS-{method}"'))
+    trivial_notebooks(tmp_path / "nb", PRUNE.replace('f"WEIGHTS-{method}"', '"WEIGHTS-v2" if method == "wanda" else f"WEIGHTS-{method}"'))
     runner.run_study(study, notebooks=notebooks, show_progress=False, **_dirs(tmp_path))
     second = _stamps(cells)
     changed = {k for k in first if first[k] != second[k]}
@@ -101,7 +69,7 @@ def test_a_changed_03_cell_reruns_exactly_the_04_cells_that_read_it(tmp_path):
     assert read == {"pruned_fingerprint": "WEIGHTS-v2"}
 
     # A comment in 03: it re-runs, but saves the same weights, so nothing downstream is stale.
-    _notebooks(tmp_path / "nb", "# a comment\n" + _PRUNE.replace('f"WEIGHTS-{method}"', '"WEIGHTS-v2" if method == "wanda" else f"WEIGHTS-{method}"'))
+    trivial_notebooks(tmp_path / "nb", "# a comment\n" + PRUNE.replace('f"WEIGHTS-{method}"', '"WEIGHTS-v2" if method == "wanda" else f"WEIGHTS-{method}"'))
     runner.run_study(study, notebooks=notebooks, show_progress=False, **_dirs(tmp_path))
     third = _stamps(cells)
     assert {k for k in second if second[k] != third[k]} == {c.key for c in cells if c.notebook == "03-pruning"}
@@ -110,15 +78,17 @@ def test_a_changed_03_cell_reruns_exactly_the_04_cells_that_read_it(tmp_path):
     assert _stamps(cells) == third  # everything done: nothing runs
 
 
-def test_a_failing_cell_names_itself_finished_cells_stay_done_and_a_rerun_resumes(tmp_path, capsys, monkeypatch):
-    notebooks = _notebooks(tmp_path / "nb")
+def test_a_failing_cell_names_itself_finished_cells_stay_done_and_a_rerun_resumes(tmp_path, capsys):
+    notebooks = trivial_notebooks(tmp_path / "nb")
     path = tmp_path / "fail.yaml"
     path.write_text(yaml.safe_dump({"name": "fail", "models": ["m"], "notebooks": ["03-pruning", "04-tts-scaling"],
                                     "methods": ["wanda", "boom"], "sparsities": [0.5], "benchmarks": ["b1"],
                                     "budgets": [4]}))
     out = tmp_path / "o"
     args = ["study", "--study", str(path), "--notebooks", str(notebooks), "--out", str(out), "--no-progress"]
-    monkeypatch.setenv("DAG_TEST_FAIL", "boom")  # a transient failure (think: out of memory) of one cell
+    flag = out / "models" / "FAIL-boom"  # a transient failure (think: out of memory) of one cell
+    flag.parent.mkdir(parents=True)
+    flag.touch()
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "this cell fails on purpose" in err and "03-pruning [model=m, method=boom" in err
@@ -128,7 +98,7 @@ def test_a_failing_cell_names_itself_finished_cells_stay_done_and_a_rerun_resume
     # The walk runs 03/wanda, then 03/boom fails and nothing more is submitted.
     assert done == {c.key for c in cells if c.notebook == "03-pruning" and c.axes["method"] == "wanda"}
     stamps = {c.key: c.output.stat().st_mtime_ns for c in cells if c.key in done}
-    monkeypatch.delenv("DAG_TEST_FAIL")
+    flag.unlink()
     assert main(args) == 0
     assert all(c.marker.exists() for c in cells)
     assert {k: t for k, t in _stamps(cells).items() if k in done} == stamps  # resumed: the done cell is not redone
@@ -156,7 +126,7 @@ def test_ray_options_need_the_ray_executor(capsys):
 
 
 def test_the_local_executor_never_imports_ray(tmp_path):
-    notebooks = _notebooks(tmp_path / "nb")
+    notebooks = trivial_notebooks(tmp_path / "nb")
     _study(tmp_path, methods=("wanda",))
     script = (f"import sys; from tts_prune.cli import main; "
               f"code = main(['study', '--study', {str(tmp_path / 'dag.yaml')!r}, '--notebooks', {str(notebooks)!r}, "
