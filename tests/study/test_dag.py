@@ -18,7 +18,7 @@ import yaml
 
 from tests.study._trivial import PRUNE, trivial_notebooks
 from tts_prune.cli import main
-from tts_prune.study import grid, runner
+from tts_prune.study import execute, grid, runner
 from tts_prune.study.executors import cell_resources, make_executor
 from tts_prune.tts.results import ResultStore, load_results
 
@@ -53,7 +53,7 @@ def test_a_changed_03_cell_reruns_exactly_the_04_cells_that_read_it(tmp_path):
         evaluated = by[("04-tts-scaling", method)]
         read = json.loads((Path(evaluated.parameters["artifacts_dir"]) / "read.json").read_text())
         assert read == {"pruned_fingerprint": f"WEIGHTS-{method}"}  # 04 read the model its own 03 cell saved
-        marker = runner.read_marker(evaluated)
+        marker = execute.read_marker(evaluated)
         assert marker["fingerprint"]["upstream"] == {by[("03-pruning", method)].key: f"WEIGHTS-{method}"}
     first = _stamps(cells)
 
@@ -149,7 +149,7 @@ def _write_shards(root: str, worker: int, shards: int) -> None:
 def _rewrite_marker(marker: str, worker: int, times: int) -> None:
     cell = grid.Cell("03-pruning", {}, {}, Path(marker).with_suffix("").with_suffix(".ipynb"))
     for i in range(times):
-        runner.write_marker(cell, {"writer": worker, "i": i, "pad": "x" * 20000})
+        execute.write_marker(cell, {"writer": worker, "i": i, "pad": "x" * 20000})
 
 
 def test_result_shards_and_markers_take_concurrent_writers(tmp_path):
@@ -165,7 +165,7 @@ def test_result_shards_and_markers_take_concurrent_writers(tmp_path):
     while any(job.is_alive() for job in jobs):  # a reader racing the writers only ever sees whole files
         records = ResultStore(tmp_path / "store").records()
         assert len(records) % 50 == 0
-        read = runner.read_marker(cell)
+        read = execute.read_marker(cell)
         assert read is None or len(read["pad"]) == 20000
         seen += read is not None
     assert all(job.exitcode == 0 for job in jobs)
@@ -173,4 +173,4 @@ def test_result_shards_and_markers_take_concurrent_writers(tmp_path):
     assert len(df) == workers * shards * 50 and df["problem_id"].is_unique
     assert df["correct"].sum() == sum((w + s + i) % 2 for w in range(workers) for s in range(shards) for i in range(50))
     assert not list((tmp_path / "store").glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
-    assert runner.read_marker(cell)["i"] == 199
+    assert execute.read_marker(cell)["i"] == 199

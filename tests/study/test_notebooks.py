@@ -18,7 +18,7 @@ import pytest
 
 from tests._helpers_study import ROOT, smoke_run
 from tts_prune import paths
-from tts_prune.study import grid, runner
+from tts_prune.study import execute, grid
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -172,13 +172,13 @@ def test_04_evaluates_the_model_03_saved_and_never_prunes(smoke, tmp_path, monke
     (cell,) = [c for c in smoke["cells"] if c.notebook == "04-tts-scaling" and c.needs and c.axes["benchmark"] == "gsm8k"]
     assert cell.needs == (source.key,) and cell.parameters["pruned_model"] == source.parameters["model_out"]
     recipe = json.loads((Path(source.parameters["model_out"]) / "pruning_recipe.json").read_text())
-    upstream = {source.key: runner.read_marker(source)["output"]}
+    upstream = {source.key: execute.read_marker(source)["output"]}
     assert upstream[source.key] == recipe["pruned_fingerprint"]  # 03's output, as 04's marker records it
-    assert runner.read_marker(cell)["fingerprint"]["upstream"] == upstream
+    assert execute.read_marker(cell)["fingerprint"]["upstream"] == upstream
     again = dataclasses.replace(cell, output=tmp_path / "reports" / "04.ipynb", parameters={
         **cell.parameters, "results_dir": str(tmp_path / "records"), "artifacts_dir": str(tmp_path / "artifacts"),
         "figures_dir": str(tmp_path / "figures")})
-    runner.run_cell(again, show_progress=False, upstream=upstream)
+    execute.run_cell(again, show_progress=False, upstream=upstream)
     assert not called.exists()
     records = tts_prune.load_results(tmp_path / "records")
     assert len(records) == len(smoke["study"].budgets) * smoke["study"].limit

@@ -18,7 +18,7 @@ import yaml
 from tests._helpers_study import smoke_run
 from tests.study._trivial import trivial_notebooks
 from tts_prune.cli import main
-from tts_prune.study import grid, runner
+from tts_prune.study import execute, grid, runner
 from tts_prune.study.ray_executor import RayExecutor
 from tts_prune.tts.results import load_results
 
@@ -54,7 +54,7 @@ def test_smoke_study_on_ray_overlaps_cells_and_equals_the_sequential_run(cluster
     dirs = dict(reports=tmp_path / "reports", results=tmp_path / "results", figures=tmp_path / "figures",
                 models_out=tmp_path / "models")
     cells = runner.run_study(sequential["study"], show_progress=False, executor="ray", **dirs)
-    markers = {c.key: runner.read_marker(c) for c in cells}
+    markers = {c.key: execute.read_marker(c) for c in cells}
     assert all(m is not None for m in markers.values())
     assert [c.key for c in cells] == [c.key for c in sequential["cells"]]
 
@@ -90,7 +90,7 @@ def test_smoke_study_on_ray_overlaps_cells_and_equals_the_sequential_run(cluster
             else:
                 assert ours_part == theirs_part, rel
     (pruner,) = [c for c in cells if c.notebook == "03-pruning"]
-    assert markers[pruner.key]["output"] == runner.read_marker(
+    assert markers[pruner.key]["output"] == execute.read_marker(
         next(c for c in sequential["cells"] if c.key == pruner.key))["output"]  # the saved weights' fingerprint
     index = (tmp_path / "reports" / "index.html").read_text()
     assert all(c.html.exists() and c.html.relative_to(tmp_path / "reports").as_posix() in index for c in cells)

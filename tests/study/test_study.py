@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tts_prune import paths
-from tts_prune.study import grid, runner
+from tts_prune.study import execute, grid, runner
 from tts_prune.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,7 +194,7 @@ def test_run_writes_notebooks_html_index_and_skips_done_cells(tmp_path):
         written = json.loads((Path(cell.parameters["artifacts_dir"]) / "params.json").read_text())
         assert written == {"model": "m", "method": cell.axes["method"], "allocation": "uniform", "sparsity": 0.3,
                            "budgets": [4, 8]}
-        assert cell.output.exists() and cell.html.exists() and runner.is_done(cell, notebooks / "03-pruning.ipynb")
+        assert cell.output.exists() and cell.html.exists() and execute.is_done(cell, notebooks / "03-pruning.ipynb")
         assert f"wrote {cell.axes['method']}" in cell.html.read_text()
     index = (tmp_path / "reports" / "index.html").read_text()
     for cell in cells:

@@ -9,7 +9,8 @@ from pathlib import Path
 from .. import paths
 from .executors import EXECUTORS
 from .grid import expand, load_study
-from .runner import CellFailed, run_study
+from .execute import CellFailed
+from .runner import run_study
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

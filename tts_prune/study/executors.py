@@ -11,6 +11,7 @@ import importlib
 import traceback
 from pathlib import Path
 
+from .execute import run_cell
 from .grid import SUMMARY, Cell
 
 EXECUTORS = {"local": "tts_prune.study.executors:LocalExecutor",
@@ -68,8 +69,6 @@ class LocalExecutor:
         self.queue.append((cell, upstream))
 
     def wait(self) -> list[tuple[Cell, dict | str]]:
-        from .runner import run_cell
-
         cell, upstream = self.queue.pop(0)
         try:
             return [(cell, run_cell(cell, self.notebooks, self.show_progress, upstream))]

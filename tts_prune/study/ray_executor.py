@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .execute import run_cell
 from .executors import cell_resources, failure_text
 from .grid import Cell
 
 
 def _run_cell_task(cell: Cell, notebooks: str, upstream: dict):
     """Runs on a Ray worker: the cell with papermill; returns its marker, or the error's text."""
-    from .runner import run_cell
-
     try:
         return run_cell(cell, Path(notebooks), show_progress=False, upstream=upstream)
     except Exception as error:
