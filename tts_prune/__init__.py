@@ -33,6 +33,8 @@ _EXPORTS = {
     "calibration_batches": "pruning.calibration",
     "block_influence": "pruning.shortgpt",
     "perplexity": "pruning.ppl",
+    "trace_divergence": "pruning.divergence",
+    "divergence_summary": "pruning.divergence",
     # toy reasoner (issue #5)
     "make_problems": "models.toy_task",
     "ToyConfig": "models.toy",
