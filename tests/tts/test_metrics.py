@@ -115,3 +115,20 @@ def test_parallel_table_by_run_budget_k_with_bootstrap_ci():
         assert (table[metric] <= table[f"{metric}_high"] + 1e-12).all()
     with pytest.raises(ValueError, match="exceeds"):
         parallel_table(df, ks=[5])
+
+
+def test_token_cost_table_puts_budgets_and_samples_on_one_token_axis():
+    from tts_prune.tts.metrics import token_cost_table
+
+    small = records([[("1", True), ("2", False)], [("5", False), ("5", False)]], budget=8, tokens=8)    # 10 tokens
+    large = records([[("1", True), ("1", True)], [("5", False), ("4", True)]], budget=32, tokens=30)  # 32 tokens
+    table = token_cost_table(pd.concat([small, large]), n_boot=200)
+    seq = table[table["mode"] == "sequential"].set_index("budget")
+    assert seq.loc[8, "tokens"] == 10 and seq.loc[8, "acc"] == pytest.approx(0.25)
+    assert seq.loc[32, "tokens"] == 32 and seq.loc[32, "acc"] == pytest.approx(0.75)
+    par = table[table["mode"] != "sequential"].set_index("mode")
+    assert par.loc["parallel maj@k", "tokens"] == 20 and par.loc["parallel maj@k", "k"] == 2
+    assert par.loc["parallel maj@k", "acc"] == pytest.approx((0.5 + 0.0) / 2)  # p0: 1-1 tie; p1: "5" wrong
+    assert par.loc["parallel pass@k", "acc"] == pytest.approx(0.5)
+    single = token_cost_table(small[small["seed"] == 0], n_boot=200)
+    assert set(single["mode"]) == {"sequential"}  # one sample per problem: no parallel rows
