@@ -11,7 +11,7 @@ def output_dir(given: str, default: Path) -> Path:
     return paths.ensure(Path(given) if given else Path(default))
 
 
-def _toy_texts(tokenizer, nsamples: int, seed: int) -> list[str]:
+def _toy_texts(tokenizer, nsamples: int, seed: int, **_) -> list[str]:
     # The toy reasoner's vocabulary is the task's characters: calibrate it on rendered *training* problems
     # (question + scratchpad + answer, in its chat template), never on the test split it is evaluated on.
     from ..models.toy import render
@@ -21,15 +21,27 @@ def _toy_texts(tokenizer, nsamples: int, seed: int) -> list[str]:
             for p in make_problems(max(4 * nsamples, 64), seed=seed, split="train")]
 
 
-CALIBRATION_TEXTS = {"toy-reasoning": _toy_texts}  # sources that need more than calibration_texts' file readers
+def _self_traces(tokenizer, nsamples: int, seed: int, model=None, benchmark: str = "", budget: int = 256,
+                 store=None, model_name: str | None = None, show_progress: bool = False, **_) -> list[str]:
+    from .self_traces import self_trace_texts
+
+    return self_trace_texts(model, tokenizer, benchmark, max(nsamples, 16), budget, store, seed,
+                            model_name=model_name, show_progress=show_progress)
 
 
-def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: int = 0):
-    """Calibration token ids (nsamples, seqlen) for the notebooks: ``toy-reasoning`` or any source that
-    ``tts_prune.calibration_batches`` reads (gsm8k, builtin, a text/JSONL path, an HF dataset id)."""
+# Sources that need more than calibration_texts' file readers: (tokenizer, nsamples, seed, **context) -> texts.
+CALIBRATION_TEXTS = {"toy-reasoning": _toy_texts, "self-traces": _self_traces}
+
+
+def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: int = 0, **context):
+    """Calibration token ids (nsamples, seqlen) for the notebooks: ``toy-reasoning``, ``self-traces`` or any
+    source that ``tts_prune.calibration_batches`` reads (gsm8k, builtin, a text/JSONL path, an HF dataset id).
+
+    ``self-traces`` needs ``context``: ``model`` (the *dense* model, before pruning), ``benchmark`` (its
+    training split is used), ``budget`` (thinking tokens per trace) and ``store`` (where the traces are kept)."""
     from ..pruning.calibration import calibration_batches
 
-    texts = CALIBRATION_TEXTS[source](tokenizer, nsamples, seed) if source in CALIBRATION_TEXTS else source
+    texts = CALIBRATION_TEXTS[source](tokenizer, nsamples, seed, **context) if source in CALIBRATION_TEXTS else source
     return calibration_batches(tokenizer, texts, nsamples=nsamples, seqlen=seqlen, seed=seed)
 
 
