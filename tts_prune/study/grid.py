@@ -51,7 +51,8 @@ class StudyConfig:
     temperature: float = 0.0  # 0 = greedy
     backend: str = "auto"
     limit: int | None = None  # problems per benchmark; None = all
-    calibration: str = "gsm8k"
+    calibration: tuple[str, ...] = ("gsm8k",)  # calibration sources; more than one makes it an axis of 03/04
+    calibration_seeds: tuple[int, ...] = (0,)  # seeds of the calibration windows; more than one: an axis of 03/04
     nsamples: int = 128
     seqlen: int = 2048
     dtype: str = "auto"
@@ -74,6 +75,9 @@ class StudyConfig:
                 fail(f"sparsity {s}", "floats in [0, 1)", "E.g. sparsities: [0.1, 0.2].")
         if not self.budgets or any(int(b) < 1 for b in self.budgets):
             fail(f"budgets={list(self.budgets)}", "positive token counts", "E.g. budgets: [512, 1024].")
+        if not self.calibration or not self.calibration_seeds:
+            fail(f"calibration={list(self.calibration)}, calibration_seeds={list(self.calibration_seeds)}",
+                 "at least one source and one seed", "E.g. calibration: [gsm8k, self-traces], calibration_seeds: [0].")
         if self.samples < 1 or not self.seeds:
             fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
         for model, keys in self.overrides.items():
@@ -88,7 +92,10 @@ class StudyConfig:
 
 
 _TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
-               "budgets", "seeds")
+               "budgets", "seeds", "calibration", "calibration_seeds")
+# Axes that only pruning cells (03, and 04 when not dense) vary over, and only when a study lists more than one
+# value: a single value keeps the cell paths of studies written before these axes existed.
+CALIBRATION_AXES = {"calibration": "calibration", "calibration_seed": "calibration_seeds"}
 GRID_KEYS = tuple(f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("name", "models", "overrides",
                                                                                      "description"))
 
@@ -176,8 +183,10 @@ def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
     values = {"method": methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities,
               "benchmark": _benchmarks(cfg)}
     axes = [a for a in NOTEBOOK_AXES[notebook] if a != "model"]
-    for combo in product(*(values[a] for a in axes)):
-        row = dict(zip(axes, combo))
+    extra = [(axis, getattr(cfg, key)) for axis, key in CALIBRATION_AXES.items()
+             if notebook in ("03-pruning", "04-tts-scaling") and len(getattr(cfg, key)) > 1]
+    for combo in product(*(values[a] for a in axes), *(v for _, v in extra)):
+        row = dict(zip(axes + [a for a, _ in extra], combo))
         if row.get("method") in STRUCTURED_METHODS and row.get("allocation") != "uniform":
             continue  # ShortGPT removes whole blocks; a layer-wise allocation is meaningless for it
         combos.append(row)
@@ -218,10 +227,13 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
     if output.resolve().parent == paths.NOTEBOOKS_DIR.resolve():
         raise ValueError(f"output {output} would overwrite an input notebook; use a reports folder")
     rel = output.relative_to(reports / study.name).with_suffix("")
+    calibration = {"calibration": cfg.calibration[0], "calibration_seed": cfg.calibration_seeds[0]}
+    calibration.update({k: v for k, v in axes.items() if k in CALIBRATION_AXES})
     parameters = {**cfg.params, **axes,
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
-                  "calibration": cfg.calibration, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
+                  **calibration, "seed": calibration["calibration_seed"],  # 03-pruning names it `seed`
+                  "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
                   "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),
