@@ -50,6 +50,7 @@ _EXPORTS = {
     "pass_at_k": "tts.metrics",
     "maj_at_k": "tts.metrics",
     "parallel_table": "tts.metrics",
+    "token_cost_table": "tts.metrics",
     "adjust_pvalues": "tts.multiplicity",
     "trace_diagnostics": "tts.diagnostics",
     "diagnostics_table": "tts.diagnostics",

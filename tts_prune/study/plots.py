@@ -241,3 +241,19 @@ def divergence_vs_accuracy(table: pd.DataFrame, hue: str = "budget", label: str 
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
+
+
+def divergence_by_position(table: pd.DataFrame, bins: int = 10, title: str = "") -> plt.Figure:
+    """Mean KL(dense || pruned) by relative position in the dense traces (``bins`` equal parts of each trace),
+    from ``tts_prune.trace_divergence``'s per-token table. A rising line: the damage accumulates late."""
+    _require(table, ["position", "length", "kl"], "divergence_by_position")
+    relative = (table["position"] / table["length"].clip(lower=1) * bins).astype(int).clip(upper=bins - 1)
+    means = table.groupby(relative)["kl"].agg(["mean", "sem"]).reset_index(names="bin")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    centre = (means["bin"] + 0.5) / bins
+    ax.errorbar(centre, means["mean"], yerr=1.96 * means["sem"].fillna(0), fmt="o-", color="C3", capsize=2)
+    ax.set_xlabel("relative position in the dense trace")
+    ax.set_ylabel("mean KL per token (nats, ±1.96 SE)")
+    ax.set_title(title or "Dense-vs-pruned divergence along the trace")
+    fig.tight_layout()
+    return fig
