@@ -120,15 +120,21 @@ def test_parallel_table_by_run_budget_k_with_bootstrap_ci():
 def test_token_cost_table_puts_budgets_and_samples_on_one_token_axis():
     from tts_prune.tts.metrics import token_cost_table
 
-    small = records([[("1", True), ("2", False)], [("5", False), ("5", False)]], budget=8, tokens=8)    # 10 tokens
-    large = records([[("1", True), ("1", True)], [("5", False), ("4", True)]], budget=32, tokens=30)  # 32 tokens
-    table = token_cost_table(pd.concat([small, large]), n_boot=200)
+    greedy = pd.concat([records([[("1", True)], [("5", False)]], budget=8, tokens=8),       # 10 tokens per sample
+                        records([[("1", True)], [("4", True)]], budget=32, tokens=30)])     # 32 tokens per sample
+    sampled = records([[("1", True), ("2", False), ("1", True)], [("5", False), ("5", False), ("4", True)]],
+                      budget=8, tokens=8)
+    table = token_cost_table(greedy, sampled, n_boot=200)
     seq = table[table["mode"] == "sequential"].set_index("budget")
-    assert seq.loc[8, "tokens"] == 10 and seq.loc[8, "acc"] == pytest.approx(0.25)
-    assert seq.loc[32, "tokens"] == 32 and seq.loc[32, "acc"] == pytest.approx(0.75)
-    par = table[table["mode"] != "sequential"].set_index("mode")
-    assert par.loc["parallel maj@k", "tokens"] == 20 and par.loc["parallel maj@k", "k"] == 2
-    assert par.loc["parallel maj@k", "acc"] == pytest.approx((0.5 + 0.0) / 2)  # p0: 1-1 tie; p1: "5" wrong
-    assert par.loc["parallel pass@k", "acc"] == pytest.approx(0.5)
-    single = token_cost_table(small[small["seed"] == 0], n_boot=200)
-    assert set(single["mode"]) == {"sequential"}  # one sample per problem: no parallel rows
+    assert seq.loc[8, "tokens"] == 10 and seq.loc[8, "acc"] == pytest.approx(0.5)
+    assert seq.loc[32, "tokens"] == 32 and seq.loc[32, "acc"] == pytest.approx(1.0)
+    par = table[table["mode"] != "sequential"].set_index(["mode", "k"])
+    assert par.loc[("parallel maj@k", 3), "tokens"] == 30
+    # p0: "1" wins every subset it is in twice; over pairs: {1,2} tie .5, {1,1} 1, {2,1} .5 -> 2/3. p1: "5" (wrong)
+    # wins {5,5}; {5,4} ties .5 twice -> 1/3.
+    assert par.loc[("parallel maj@k", 2), "acc"] == pytest.approx((2 / 3 + 1 / 3) / 2)
+    assert par.loc[("parallel maj@k", 3), "acc"] == pytest.approx((1 + 0) / 2)
+    assert par.loc[("parallel pass@k", 2), "acc"] == pytest.approx((1 + brute_pass(3, 1, 2)) / 2)
+    assert set(token_cost_table(greedy, n_boot=200)["mode"]) == {"sequential"}  # one sample per problem
+    own = token_cost_table(sampled, n_boot=200)  # without a probe frame: df's own multi-sample budgets
+    assert own[own["mode"] == "parallel maj@k"]["acc"].tolist() == pytest.approx([0.5, 0.5])

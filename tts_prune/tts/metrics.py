@@ -241,28 +241,32 @@ def parallel_table(df: pd.DataFrame, by=("run", "budget"), ks: Sequence[int] | N
     return pd.DataFrame(out)
 
 
-def token_cost_table(df: pd.DataFrame, by=("run",), parallel_budget: int | None = None, ks: Sequence[int] | None = None,
-                     n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
+def token_cost_table(df: pd.DataFrame, parallel: pd.DataFrame | None = None, by=("run",),
+                     ks: Sequence[int] | None = None, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """Sequential and parallel scaling on one axis of generated tokens per problem, per group of ``by``.
 
-    ``mode="sequential"``: one sample per problem at each budget (pass@1 averaged over seeds, 95% bootstrap CI),
-    at the mean generated tokens (thinking + answer) of a sample. ``mode="parallel maj@k"`` (and ``"parallel
-    pass@k"``, an oracle upper bound): k samples at ``parallel_budget`` (default: the smallest budget), at k x
-    the mean tokens of one sample. Parallel rows need at least 2 samples per problem (seeds); with one they
-    are absent. At equal tokens, a higher line says which way of spending them pays.
+    ``mode="sequential"``: ``df``'s records, one sample per problem at each budget (pass@1 averaged over seeds,
+    95% bootstrap CI), at the mean generated tokens (thinking + answer) of a sample. ``mode="parallel maj@k"``
+    (and ``"parallel pass@k"``, an oracle upper bound): k of the samples in ``parallel`` (records with several
+    sampled seeds per problem, e.g. 04-tts-scaling's parallel probe at one budget), at k x the mean tokens of
+    one of them. Without ``parallel``, ``df``'s own budgets with at least 2 samples per problem are used.
+    At equal tokens, the higher line says which way of spending them pays.
     """
     from .stats import accuracy_table
 
     by = [c for c in by if c in df.columns]
-    df = df.assign(generated_tokens=df["thinking_tokens"] + df.get("answer_tokens", 0))
+    generated = lambda f: f.assign(generated_tokens=f["thinking_tokens"] + f.get("answer_tokens", 0))  # noqa: E731
+    df = generated(df)
     sequential = accuracy_table(df.assign(thinking_tokens=df["generated_tokens"]), by=by + ["budget"], n_boot=n_boot,
                                 seed=seed).reset_index()
     rows = [sequential.assign(mode="sequential", tokens=sequential["thinking_tokens"])[
         by + ["budget", "mode", "tokens", "acc", "ci_low", "ci_high"]]]
-    budget = parallel_budget if parallel_budget is not None else int(df["budget"].min())
-    at_budget = df[df["budget"] == budget]
-    if not at_budget.empty and at_budget.groupby(by + ["problem_id"]).size().min() >= 2:
-        table = parallel_table(at_budget, by=by + ["budget"], ks=ks, n_boot=n_boot, seed=seed)
+    sampled = df if parallel is None or parallel.empty else generated(parallel)
+    counts = sampled.groupby(by + ["budget", "problem_id"]).size() if not sampled.empty else pd.Series(dtype=int)
+    enough = counts[counts >= 2].reset_index()[by + ["budget"]].drop_duplicates()
+    if not enough.empty:
+        table = parallel_table(sampled.merge(enough, on=by + ["budget"]), by=by + ["budget"], ks=ks, n_boot=n_boot,
+                               seed=seed)
         table = table[table["k"] >= 2]
         for metric in ("maj_at_k", "pass_at_k"):
             rows.append(table.assign(mode=f"parallel {metric.replace('_at_', '@')}", acc=table[metric],
