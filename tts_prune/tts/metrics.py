@@ -23,9 +23,7 @@ over problems (problems are the unit, as in ``tts_prune.tts.stats``).
 from __future__ import annotations
 
 import math
-import re
-from fractions import Fraction
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -55,53 +53,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 # ------------------------------------------------------------------------------ answer equivalence
-def _plain(text: str) -> str:
-    from .grading import _strip_text
-
-    return re.sub(r"\s+", "", _strip_text(text)).lower().rstrip(".")
-
-
-def _number(text: str) -> Fraction | None:
-    from .grading import _number as number, _strip_text
-
-    try:
-        return number(_strip_text(text))
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _equal_math(a: str, b: str) -> bool:
-    from math_verify import parse, verify
-
-    from .grading import _strip_text
-
-    left = parse(f"${_strip_text(a)}$", parsing_timeout=None) or parse(a, parsing_timeout=None)
-    right = parse(f"${_strip_text(b)}$", parsing_timeout=None) or parse(b, parsing_timeout=None)
-    return bool(left and right and verify(left, right, timeout_seconds=None))
-
-
-def _equal_numeric(a: str, b: str) -> bool:
-    x, y = _number(a), _number(b)
-    return x is not None and x == y
-
-
-def _equal_choice(a: str, b: str) -> bool:
-    return a.strip().strip("()").upper() == b.strip().strip("()").upper()
-
-
-# Equivalence of two *extracted* answers, per grader kind (tts_prune.tts.grading.GRADERS' keys).
-EQUIVALENCE: dict[str, Callable[[str, str], bool]] = {"math": _equal_math, "numeric": _equal_numeric,
-                                                      "choice": _equal_choice}
-
-
 def answers_equivalent(kind: str, a, b) -> bool:
-    """True when extracted answers ``a`` and ``b`` are the same answer for grader ``kind``; empty never is."""
-    if kind not in EQUIVALENCE:
-        raise ValueError(f"answer kind {kind!r} is unknown; use one of {sorted(EQUIVALENCE)}")
+    """True when extracted answers ``a`` and ``b`` are one vote for grader ``kind``: the grader's own
+    ``tts_prune.tts.grading.answers_equivalent`` (math-verify for math), except that an empty or missing
+    answer is equivalent to nothing (it never votes)."""
+    from .grading import answers_equivalent as same_answer
+
     if _missing(a) or _missing(b):
+        from .grading import _check_kind
+
+        _check_kind(kind)
         return False
-    a, b = str(a), str(b)
-    return _plain(a) == _plain(b) or EQUIVALENCE[kind](a, b)
+    return bool(same_answer(kind, str(a), str(b)))
 
 
 def _missing(answer) -> bool:
