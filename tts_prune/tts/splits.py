@@ -20,9 +20,13 @@ any benchmark.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import random
 from typing import Callable
+
+from .. import paths
 
 SPLITS = ("train", "validation")
 VALIDATION_PER_MILLE = 200  # 20% of a pool's problems are validation, the rest train
@@ -43,9 +47,11 @@ def _toy_pool(n: int, seed: int) -> list[dict]:
 
 
 def _gsm8k_pool(n: int, seed: int) -> list[dict]:
-    from .benchmarks import _local, read_jsonl
-
-    rows = read_jsonl(_local("gsm8k_train.jsonl.gz"))
+    path = paths.BENCHMARK_DIR / "gsm8k_train.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the GSM8K train split is the held-out pool; run `make data`")
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
     return [{"id": f"gsm8k-train-{i}", "problem": r["question"], "answer": r["answer"].split("####")[-1].strip()}
             for i, r in enumerate(rows)]
 
@@ -78,12 +84,10 @@ def split_problems(benchmark: str, split: str, n: int | None = None, seed: int =
     return [{**p, "id": f"{split}-{p['id']}"} for p in problems[:n]]
 
 
-def split_benchmark(name: str):
-    """(Benchmark, loader) for ``<benchmark>@<split>``: what ``benchmarks.resolve`` returns for it."""
-    from .benchmarks import Benchmark
-
+def split_spec(name: str) -> tuple[Callable[[int | None, int], list[dict]], str]:
+    """(loader (limit, seed) -> problems, grader kind) for ``<benchmark>@<split>``; ``benchmarks.resolve``
+    wraps it in a ``Benchmark``."""
     base, _, split = name.partition("@")
     if split not in SPLITS:
         raise ValueError(f"benchmark {name!r}: split {split!r} is unknown; use {base}@train or {base}@validation")
-    spec = Benchmark(name, lambda limit, seed: split_problems(base, split, limit, seed), POOLS[pool_of(base)][1])
-    return spec, spec.loader
+    return (lambda limit, seed: split_problems(base, split, limit, seed)), POOLS[pool_of(base)][1]
