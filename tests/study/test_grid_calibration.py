@@ -52,3 +52,12 @@ def test_run_labels_name_the_calibration_only_when_it_varies():
     assert one["calibration_seed"].tolist() == [0, 0, 1]
     two = explorer.runs(pd.DataFrame([rec("dense", None), rec("wanda", "gsm8k"), rec("wanda", "self-traces")]))
     assert two["run"].tolist() == ["dense", "wanda/uniform/0.2/gsm8k", "wanda/uniform/0.2/self-traces"]
+
+
+def test_calibration_methods_limit_the_axes_to_some_methods(tmp_path):
+    cfg = _config(calibration=["gsm8k", "self-traces"], calibration_methods=["wanda"])
+    tts = [c for c in grid.expand(cfg, reports=tmp_path) if c.notebook == "04-tts-scaling" and c.axes["method"] != "dense"]
+    assert sorted((c.axes["method"], c.axes["allocation"], c.axes.get("calibration")) for c in tts) == [
+        ("shortgpt", "uniform", None), ("wanda", "owl", "gsm8k"), ("wanda", "owl", "self-traces"),
+        ("wanda", "uniform", "gsm8k"), ("wanda", "uniform", "self-traces")]
+    assert [c.parameters["calibration"] for c in tts if c.axes["method"] == "shortgpt"] == ["gsm8k"]

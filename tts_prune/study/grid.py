@@ -53,6 +53,7 @@ class StudyConfig:
     limit: int | None = None  # problems per benchmark; None = all
     calibration: tuple[str, ...] = ("gsm8k",)  # calibration sources; more than one makes it an axis of 03/04
     calibration_seeds: tuple[int, ...] = (0,)  # seeds of the calibration windows; more than one: an axis of 03/04
+    calibration_methods: tuple[str, ...] | None = None  # methods those two axes apply to (None: all); others: first values
     nsamples: int = 128
     seqlen: int = 2048
     dtype: str = "auto"
@@ -92,7 +93,7 @@ class StudyConfig:
 
 
 _TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
-               "budgets", "seeds", "calibration", "calibration_seeds")
+               "budgets", "seeds", "calibration", "calibration_seeds", "calibration_methods")
 # Axes that only pruning cells (03, and 04 when not dense) vary over, and only when a study lists more than one
 # value: a single value keeps the cell paths of studies written before these axes existed.
 CALIBRATION_AXES = {"calibration": "calibration", "calibration_seed": "calibration_seeds"}
@@ -185,11 +186,14 @@ def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
     axes = [a for a in NOTEBOOK_AXES[notebook] if a != "model"]
     extra = [(axis, getattr(cfg, key)) for axis, key in CALIBRATION_AXES.items()
              if notebook in ("03-pruning", "04-tts-scaling") and len(getattr(cfg, key)) > 1]
-    for combo in product(*(values[a] for a in axes), *(v for _, v in extra)):
-        row = dict(zip(axes + [a for a, _ in extra], combo))
+    for combo in product(*(values[a] for a in axes)):
+        row = dict(zip(axes, combo))
         if row.get("method") in STRUCTURED_METHODS and row.get("allocation") != "uniform":
             continue  # ShortGPT removes whole blocks; a layer-wise allocation is meaningless for it
-        combos.append(row)
+        if not extra or (cfg.calibration_methods is not None and row["method"] not in cfg.calibration_methods):
+            combos.append(row)
+            continue
+        combos += [{**row, **dict(zip([a for a, _ in extra], values))} for values in product(*(v for _, v in extra))]
     return combos
 
 
