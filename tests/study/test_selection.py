@@ -47,7 +47,8 @@ def test_select_takes_the_best_candidate_first_on_ties_and_skips_invalid():
 
 def test_validation_scorer_only_sees_validation_problems(tmp_path):
     tokenizer, model = build_tokenizer(), tiny_model("qwen3")
-    score = selection.validation_scorer(tokenizer, "toy-reasoning", budget=4, limit=3, store=tmp_path, model_name="t")
+    score = selection.validation_scorer(tokenizer, "toy-reasoning", budget=4, limit=3, store=tmp_path, model_name="t",
+                                        answer_tokens=8)
     accuracy = score(model, {"owl_m": 5})
     records = ResultStore(tmp_path).records()
     assert accuracy == pytest.approx(sum(r["correct"] for r in records) / 3)

@@ -50,6 +50,8 @@ def runs(records: pd.DataFrame) -> pd.DataFrame:
     if df.loc[df["method"] != DENSE, "calibration"].nunique() > 1:
         df["run"] = [r if m == DENSE else f"{r}/{c}" for r, m, c in zip(df["run"], df["method"], df["calibration"])]
     df["correct"] = df["correct"].astype(float)
+    # Share of responses with nothing extractable (records written before it was recorded: unknown).
+    df["no_answer"] = df["no_answer"].astype(float) if "no_answer" in df.columns else float("nan")
     return df
 
 

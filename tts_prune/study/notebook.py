@@ -22,11 +22,12 @@ def _toy_texts(tokenizer, nsamples: int, seed: int, **_) -> list[str]:
 
 
 def _self_traces(tokenizer, nsamples: int, seed: int, model=None, benchmark: str = "", budget: int = 256,
-                 store=None, model_name: str | None = None, show_progress: bool = False, **_) -> list[str]:
+                 store=None, model_name: str | None = None, show_progress: bool = False,
+                 evaluate_options: dict | None = None, **_) -> list[str]:
     from .self_traces import self_trace_texts
 
     return self_trace_texts(model, tokenizer, benchmark, max(nsamples, 16), budget, store, seed,
-                            model_name=model_name, show_progress=show_progress)
+                            model_name=model_name, show_progress=show_progress, **(evaluate_options or {}))
 
 
 # Sources that need more than calibration_texts' file readers: (tokenizer, nsamples, seed, **context) -> texts.
@@ -38,7 +39,8 @@ def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: in
     source that ``tts_prune.calibration_batches`` reads (gsm8k, builtin, a text/JSONL path, an HF dataset id).
 
     ``self-traces`` needs ``context``: ``model`` (the *dense* model, before pruning), ``benchmark`` (its
-    training split is used), ``budget`` (thinking tokens per trace) and ``store`` (where the traces are kept)."""
+    training split is used), ``budget`` (thinking tokens per trace), ``store`` (where the traces are kept) and
+    optionally ``evaluate_options`` for ``tts_prune.evaluate`` (the study's thinking_format, answer_tokens)."""
     from ..pruning.calibration import calibration_batches
 
     texts = CALIBRATION_TEXTS[source](tokenizer, nsamples, seed, **context) if source in CALIBRATION_TEXTS else source

@@ -42,8 +42,10 @@ def candidates(allocation: str, search: dict) -> list[dict]:
 
 
 def validation_scorer(tokenizer, benchmark: str, budget: int, limit: int = 32, store=None, model_name: str = "",
-                      batch_size: int = 16, backend: str = "transformers", show_progress: bool = False) -> Callable:
-    """A scorer ``(pruned model, candidate) -> accuracy`` on ``<benchmark>@validation`` at ``budget`` (greedy)."""
+                      batch_size: int = 16, backend: str = "transformers", show_progress: bool = False,
+                      **evaluate_options) -> Callable:
+    """A scorer ``(pruned model, candidate) -> accuracy`` on ``<benchmark>@validation`` at ``budget`` (greedy);
+    ``evaluate_options`` go to ``tts_prune.evaluate`` (the study's thinking_format, answer_tokens)."""
     from ..tts.evaluation import evaluate
 
     base = benchmark.partition("@")[0]
@@ -51,7 +53,8 @@ def validation_scorer(tokenizer, benchmark: str, budget: int, limit: int = 32, s
     def score(model, candidate: dict) -> float:
         frame = evaluate((model, tokenizer), f"{base}@validation", [int(budget)], limit=limit, temperature=0.0,
                          backend=backend, batch_size=batch_size, out=store, model_name=model_name,
-                         recipe={"purpose": "selection", **candidate}, show_progress=show_progress)
+                         recipe={"purpose": "selection", **candidate}, show_progress=show_progress,
+                         **evaluate_options)
         return float(frame["correct"].astype(float).mean())
     return score
 

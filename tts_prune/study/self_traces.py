@@ -6,7 +6,7 @@ model's reasoning traces, against 0.744 on C4 (dense 0.936). Here the traces are
 own evaluator (``tts_prune.evaluate``, greedy, budget forcing at ``budget``) on ``<benchmark>@train``
 problems (``tts_prune.tts.splits``: never the test problems), stored in their own results folder so that a
 rerun reuses them, and each calibration document is the full conversation the model produced:
-prompt + thinking + end-of-thinking delimiter + answer. Differences from RAC: its traces are sampled from the
+prompt + thinking + the text between thinking and answer (the record's ``forced``: delimiter, cue) + answer. Differences from RAC: its traces are sampled from the
 model at its own temperature with no budget cap; here they are greedy and capped at ``budget`` tokens.
 """
 from __future__ import annotations
@@ -17,10 +17,12 @@ from .. import paths
 
 
 def self_trace_texts(model, tokenizer, benchmark: str, n_problems: int, budget: int, store=None, seed: int = 0,
-                     model_name: str | None = None, show_progress: bool = False) -> list[str]:
-    """Texts of the dense ``model``'s traces on ``n_problems`` training problems of ``benchmark``."""
+                     model_name: str | None = None, show_progress: bool = False, **evaluate_options) -> list[str]:
+    """Texts of the dense ``model``'s traces on ``n_problems`` training problems of ``benchmark``.
+
+    ``evaluate_options`` go to ``tts_prune.evaluate`` (e.g. ``thinking_format``, ``answer_tokens``: use the
+    study's, so that the traces look like the ones the model is evaluated on)."""
     from ..tts.evaluation import evaluate
-    from ..tts.formats import get_format
 
     if model is None or not benchmark:
         raise ValueError("calibration source 'self-traces' needs the dense model and the benchmark it will be "
@@ -29,6 +31,6 @@ def self_trace_texts(model, tokenizer, benchmark: str, n_problems: int, budget: 
     store = Path(store) if store else paths.RESULTS_DIR / "lab" / "self-traces"
     frame = evaluate((model, tokenizer), f"{base}@train", [int(budget)], limit=n_problems, benchmark_seed=seed,
                      temperature=0.0, out=store, model_name=model_name, recipe={"purpose": "self-traces"},
-                     show_progress=show_progress)
-    return [prompt + thinking + get_format(fmt).think_end + answer
-            for prompt, thinking, fmt, answer in zip(frame["prompt"], frame["thinking"], frame["format"], frame["answer"])]
+                     show_progress=show_progress, **evaluate_options)
+    return [f"{prompt}{thinking}{forced or ''}{answer}" for prompt, thinking, forced, answer
+            in zip(frame["prompt"], frame["thinking"], frame["forced"], frame["answer"])]
