@@ -68,3 +68,14 @@ def test_overthinking_test_pairs_records_where_both_are_correct():
     assert result["p_value"] == pytest.approx(exact, abs=0.02)
     with pytest.raises(ValueError, match="both models are correct"):
         overthinking_test(pruned, dense.assign(correct=False))
+
+
+def test_overthinking_test_keeps_calibration_replicates_paired_once():
+    dense = pd.DataFrame([{"problem_id": "p0", "seed": 0, "budget": 8, "correct": True, "thinking_tokens": 10},
+                          {"problem_id": "p1", "seed": 0, "budget": 8, "correct": True, "thinking_tokens": 10}])
+    # two calibration seeds of one pruned run: p0 uses 14 and 18 tokens, p1 uses 10 and 12
+    pruned = pd.DataFrame([{"problem_id": p, "seed": 0, "budget": 8, "correct": True, "thinking_tokens": t,
+                            "calibration_seed": cs} for p, t, cs in [("p0", 14, 0), ("p0", 18, 1), ("p1", 10, 0),
+                                                                      ("p1", 12, 1)]])
+    result = overthinking_test(pruned, dense, n_perm=100)
+    assert result["diff"] == pytest.approx(((4 + 8) / 2 + (0 + 2) / 2) / 2) and result["n"] == 4

@@ -104,7 +104,9 @@ def overthinking_test(pruned: pd.DataFrame, dense: pd.DataFrame, on=("problem_id
     bootstrap CI, sign-flip permutation p-value) applied to ``value`` instead of correctness. A positive,
     significant diff supports "pruned models think longer at equal correctness"."""
     on = [c for c in on if c in pruned.columns and c in dense.columns]
+    # distinct keys: several calibration seeds of one pruned run share (problem, seed, budget) and stay paired once each
     both = pruned[pruned["correct"].astype(bool)][on].merge(dense[dense["correct"].astype(bool)][on], on=on)
+    both = both.drop_duplicates()
     if both.empty:
         raise ValueError(f"overthinking_test: no (problem, seed, budget) where both models are correct on {on}; "
                          "it compares thinking length at equal correctness only")
