@@ -61,3 +61,19 @@ def test_calibration_methods_limit_the_axes_to_some_methods(tmp_path):
         ("shortgpt", "uniform", None), ("wanda", "owl", "gsm8k"), ("wanda", "owl", "self-traces"),
         ("wanda", "uniform", "gsm8k"), ("wanda", "uniform", "self-traces")]
     assert [c.parameters["calibration"] for c in tts if c.axes["method"] == "shortgpt"] == ["gsm8k"]
+
+
+def test_each_calibrated_04_cell_reads_the_03_cell_of_its_own_calibration(tmp_path):
+    cfg = _config(calibration=["gsm8k", "self-traces"], calibration_seeds=[0, 1])
+    cells = grid.expand(cfg, reports=tmp_path)
+    by_key = {c.key: c for c in cells}
+    pruned = [c for c in cells if c.notebook == "04-tts-scaling" and c.axes["method"] != "dense"]
+    assert len(pruned) == 3 * 2 * 2
+    for cell in pruned:
+        (source,) = [by_key[k] for k in cell.needs]
+        assert source.notebook == "03-pruning"
+        for key in ("method", "allocation", "sparsity", "calibration", "calibration_seed"):
+            assert source.axes[key] == cell.axes[key]
+        assert cell.parameters["pruned_model"] == source.parameters["model_out"]
+        assert source.parameters["benchmark"] == "toy-reasoning" and source.parameters["seed"] == cell.axes["calibration_seed"]
+    assert len({c.parameters["pruned_model"] for c in pruned}) == len(pruned)
