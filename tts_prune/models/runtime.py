@@ -4,8 +4,8 @@
 cores: under ``taskset``, a container's cpuset or a batch scheduler's allocation it is the share the
 process was given. A positive ``OMP_NUM_THREADS`` in the environment lowers it further: launchers that
 allocate CPUs without pinning them (Ray gives each task ``OMP_NUM_THREADS`` = its CPUs, as do many HPC
-job wrappers) say so there, and study cells run side by side must not each take every core. On a machine shared with other heavy jobs pass 1 instead: OpenMP threads that find
-their core busy spin rather than sleep, and two such processes on two cores can each run slower than
+job wrappers) say so there, and study cells run side by side must not each take every core. On a machine
+shared with other heavy jobs pass 1 instead: OpenMP threads that find their core busy spin rather than sleep, and two such processes on two cores can each run slower than
 with one thread (measured here, NOTES-ENV.md). Notebooks, the ``--threads`` option of every
 ``tts-prune`` command, the study's ``params.threads`` and the bench scripts all go through this function.
 """
