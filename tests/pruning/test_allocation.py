@@ -84,8 +84,11 @@ def test_pruning_with_owl_hits_the_global_target():
 
 
 def test_bad_allocation_configs():
-    with pytest.raises(ValueError, match=r"owl_lambda=0.2 .*owl_lambda <= 0.1"):
-        PruneConfig(method="wanda", sparsity=0.1, allocation="owl", owl_lambda=0.2)
+    # The old rule (owl_lambda <= sparsity, "else negative sparsity") was false both ways; the reference
+    # clips non-positive ratios to 0.01, so only a block reaching sparsity 1 is refused.
+    PruneConfig(method="wanda", sparsity=0.1, allocation="owl", owl_lambda=0.2)
+    with pytest.raises(ValueError, match=r"owl_lambda=0.3 .*sparsity \+ 2 x owl_lambda < 1.*owl_lambda < 0.25"):
+        PruneConfig(method="wanda", sparsity=0.5, allocation="owl", owl_lambda=0.3)
     with pytest.raises(ValueError, match=r"sparsity=1.0 .*\[0, 1\)"):
         PruneConfig(method="wanda", sparsity=1.0)
     with pytest.raises(ValueError, match="allocation='bogus'"):

@@ -115,6 +115,6 @@ def test_cli_prunes_and_saves(tmp_path, capsys):
     recipe = json.loads((tmp_path / "out" / "pruning_recipe.json").read_text())
     assert recipe["allocation"] == "owl" and recipe["calibration"]["shape"] == [2, 32]
     assert abs(recipe["global_sparsity"] - 0.2) < 0.02
-    assert main(["prune", "--model", str(tmp_path / "src"), "--method", "wanda", "--sparsity", "0.05",
-                 "--allocation", "owl", "--out", str(tmp_path / "bad")]) == 2
-    assert "owl_lambda <= 0.05" in capsys.readouterr().err
+    assert main(["prune", "--model", str(tmp_path / "src"), "--method", "wanda", "--sparsity", "0.5",
+                 "--allocation", "owl", "--owl-lambda", "0.3", "--out", str(tmp_path / "bad")]) == 2
+    assert "owl_lambda < 0.25" in capsys.readouterr().err
