@@ -39,7 +39,7 @@ def _wanda(weight, stats, sparsity, config):
 def _sparsegpt(weight, stats, sparsity, config):
     hessian, stats.hessian = stats.hessian, None  # the kernel factorises it in place; nothing else keeps it
     return sparsegpt_prune(weight, hessian, sparsity, parse_nm(config.nm), config.blocksize, config.percdamp,
-                           config.rounding, consume_hessian=True)
+                           config.rounding, in_place=True)
 
 
 ROUNDINGS = ("exact", "floor")
@@ -230,7 +230,7 @@ def _prune_block(block: nn.Module, stats: dict[str, LinearStats] | None, sparsit
     for name, module in prunable_linears(block).items():
         weight = weight_matrix(module)  # (out, in) view sharing storage
         new, mask = kernel(weight, None if stats is None else stats[name], sparsity, config)
-        if new is not None:
+        if new is not None and new.data_ptr() != weight.data_ptr():  # SparseGPT updates float32 weights in place
             weight.copy_(new)
         weight[mask.to(weight.device)] = 0
         del new, mask

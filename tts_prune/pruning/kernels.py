@@ -165,11 +165,14 @@ def _inverse_cholesky_(H: torch.Tensor) -> torch.Tensor:
     return H.triu_()
 
 
+_UPDATE_COLUMNS = 2048  # columns per chunk of SparseGPT's trailing update (out x 2048 floats of scratch)
+
+
 @torch.no_grad()
 def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float,
                     nm: tuple[int, int] | None = None, blocksize: int = 128,
                     percdamp: float = 0.01, rounding: str = "floor",
-                    consume_hessian: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                    in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """SparseGPT: "Massive Language Models Can Be Accurately Pruned in One-Shot" (Frantar & Alistarh,
     arXiv 2301.00774). Returns ``(new_weight, mask)``; the weight is updated (OBS) to compensate.
 
@@ -181,14 +184,17 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
 
     ``rounding="floor"`` prunes ``floor(out x blocksize x s)`` in every block, as the reference; ``"exact"``
     gives block b the difference of ``round(out x end_b x s)`` between its end and its start column, so the
-    matrix loses exactly ``round(numel x s)`` weights. With ``consume_hessian=True`` (float32 ``hessian``)
-    the Hessian's storage is dampened and factorised in place and is garbage afterwards: the caller must
-    drop it. Peak memory is then the weight, one float32 copy of it, its Hessian and (out, blocksize) work.
+    matrix loses exactly ``round(numel x s)`` weights. With ``in_place=True`` a float32 ``weight`` is
+    updated in place (and returned) and a float32 ``hessian`` is dampened and factorised in its own storage,
+    which is garbage afterwards (the caller drops it): peak memory is then the weight, its Hessian, a bool
+    mask and (out, 2048) floats of scratch; with ``in_place=False`` neither input is touched.
     """
-    W = weight.detach().clone().float()  # (out, in)
+    W = weight.detach()
+    if not (in_place and W.dtype == torch.float32):
+        W = W.clone().float()  # (out, in)
     out_features, columns = W.shape
     H = hessian.detach()
-    if not (consume_hessian and H.dtype == torch.float32):
+    if not (in_place and H.dtype == torch.float32):
         H = H.clone().float()
     dead = torch.diag(H) == 0  # inputs never active: their weights cannot matter
     H[dead, dead] = 1
@@ -221,7 +227,9 @@ def sparsegpt_prune(weight: torch.Tensor, hessian: torch.Tensor, sparsity: float
             Err1[:, i] = err
         W[:, i1:i2] = Q1
         mask[:, i1:i2] = mask1
-        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+        for c1 in range(i2, columns, _UPDATE_COLUMNS):  # lazy batch update, in column chunks: no (out, in) temp
+            c2 = min(c1 + _UPDATE_COLUMNS, columns)
+            W[:, c1:c2] -= Err1 @ Hinv[i1:i2, c1:c2]
     return W.to(weight.dtype), mask
 
 
