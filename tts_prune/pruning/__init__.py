@@ -2,6 +2,6 @@
 
 Modules: ``calibration`` (token windows and the ONE loop that walks any decoder block by block),
 ``kernels`` (pure functions ``weight, stats, sparsity -> mask``: magnitude, Wanda, SparseGPT, N:M),
-``allocation`` (Uniform, OWL, AlphaPruning, LayerIF), ``shortgpt`` (Block Influence, block removal),
+``allocation`` (Uniform, OWL, AlphaPruning, an approximation of LayerIF), ``shortgpt`` (Block Influence, block removal),
 ``driver`` (PruneConfig, prune, save_pruned, the ``prune`` command), ``ppl`` (perplexity).
 """
