@@ -220,3 +220,27 @@ def test_layerif_validation_ids_are_the_second_half():
     assert separate == pytest.approx(split, rel=1e-9)
     other = layerif_scores(model, ids[:3], show_progress=False, validation_ids=_ids(n=2, seed=9))
     assert other != pytest.approx(split, rel=1e-3)
+
+
+def test_layerif_validation_source_gives_the_validation_windows(tmp_path):
+    from tts_prune import calibration_batches
+    from tts_prune.pruning.allocation import layerif_scores
+
+    class CharTokenizer:
+        eos_token_id = 127
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) % 120 for c in text]}
+
+    path = tmp_path / "train_problems.txt"
+    path.write_text("".join(chr(97 + i % 26) for i in range(400)), encoding="utf-8")
+    model, ids, tok = tiny_model("llama"), _ids(n=4, seqlen=24), CharTokenizer()
+    config = PruneConfig(method="wanda", sparsity=0.3, allocation="layerif", layerif_samples=4,
+                         layerif_validation=str(path))
+    ratios = allocate(model, tok, config, ids, show_progress=False)
+    validation = calibration_batches(tok, str(path), 2, 24, seed=1)  # layerif_samples // 2 windows, seed + 1
+    scores = layerif_scores(model, ids[:2], show_progress=False, validation_ids=validation)
+    mapped = linear_map(scores, 0.3 * 0.9, 0.3 * 1.1)  # Wanda: eps 0.1
+    assert ratios == pytest.approx(rebalance(mapped, layer_weights(model), 0.3, scale=True), abs=1e-12)
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        allocate(model, None, config, ids, show_progress=False)

@@ -209,3 +209,21 @@ def test_sampling_choice_by_source():
     assert resolve_sampling("gsm8k", "document") == "document"
     with pytest.raises(ValueError, match="calibration_sampling='stream'"):
         resolve_sampling("gsm8k", "stream")
+
+
+def test_allenai_c4_loads_the_reference_shard_and_samples_as_get_c4(tmp_path, monkeypatch):
+    import datasets
+
+    docs = _c4_shaped(tmp_path / "shard.json.gz", count=80, seed=4)
+    asked = {}
+
+    def fake_load_dataset(name, *args, **kwargs):  # stands in for the Hub: records in file order
+        asked.update(name=name, **kwargs)
+        return datasets.Dataset.from_list([{"text": t, "timestamp": "", "url": ""} for t in docs])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    tok = WordTokenizer()
+    ids = calibration_batches(tok, "allenai/c4", nsamples=9, seqlen=50, seed=0)
+    assert asked == {"name": "allenai/c4", "data_files": {"train": "en/c4-train.00000-of-01024.json.gz"},
+                     "split": "train"}
+    assert ids.tolist() == _get_c4_transcription(docs, tok, 9, 50, seed=0)
