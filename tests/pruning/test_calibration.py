@@ -7,7 +7,8 @@ import torch
 
 from tests.conftest import FAMILIES, tiny_model
 from tts_prune import calibration_batches
-from tts_prune.pruning.calibration import LinearStats, _StopForward, calibration_texts, walk_blocks
+from tts_prune.pruning.calibration import LinearStats, _StopForward, walk_blocks
+from tts_prune.pruning.windows import calibration_texts
 from tts_prune.models.layers import prunable_linears
 
 
@@ -202,7 +203,7 @@ def test_c4_offline_says_what_is_missing(monkeypatch):
 
 
 def test_sampling_choice_by_source():
-    from tts_prune.pruning.calibration import resolve_sampling
+    from tts_prune.pruning.windows import resolve_sampling
 
     assert resolve_sampling("allenai/c4") == "document" and resolve_sampling("/x/traces.jsonl") == "document"
     assert resolve_sampling("gsm8k") == "packed" and resolve_sampling(["a", "b"]) == "packed"

@@ -82,7 +82,7 @@ def activation_profile(model: nn.Module, tokenizer=None, calibration: torch.Tens
 def _ids(tokenizer, calibration, kwargs) -> torch.Tensor:
     if isinstance(calibration, torch.Tensor):
         return calibration
-    from .calibration import calibration_batches
+    from .windows import calibration_batches
 
     return calibration_batches(tokenizer, calibration or kwargs.pop("source", "gsm8k"), **kwargs)
 
@@ -242,7 +242,7 @@ def layerif(model, ids, config, show_progress=True, tokenizer=None) -> list[floa
         if tokenizer is None:
             raise ValueError(f"layerif_validation={config.layerif_validation!r} needs a tokenizer to draw the "
                              "validation windows; pass the model's tokenizer to allocate()/prune()")
-        from .calibration import calibration_batches
+        from .windows import calibration_batches
 
         validation = calibration_batches(tokenizer, config.layerif_validation, max(n_val, 1), ids.shape[1],
                                          config.seed + 1)
@@ -277,7 +277,7 @@ def allocate(model: nn.Module, tokenizer, config, calibration: torch.Tensor | No
     (nsamples, seqlen); if None they are drawn from ``config.calibration``."""
     ids = calibration
     if ids is None and config.allocation in NEEDS_DATA:
-        from .calibration import calibration_batches
+        from .windows import calibration_batches
 
         ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed,
                                   sampling=config.calibration_sampling)

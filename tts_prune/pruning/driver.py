@@ -20,7 +20,8 @@ from torch import nn
 
 from .. import __version__
 from .allocation import ALLOCATORS, OWL_CLIPS, allocate, layer_weights
-from .calibration import SAMPLERS, LinearStats, calibration_batches, walk_blocks
+from .calibration import LinearStats, walk_blocks
+from .windows import SAMPLERS, calibration_batches
 from ..models.dtypes import DTYPES
 from ..models.layers import decoder_layers, prunable_linears, weight_matrix
 from .kernels import ALPHA_ESTIMATORS, magnitude_mask, parse_nm, sparsegpt_prune, wanda_mask
