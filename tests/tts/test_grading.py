@@ -3,7 +3,8 @@ import threading
 
 import pytest
 
-from tts_prune.tts.grading import extract_answer, extract_letter, grade_choice, grade_math, grade_numeric, last_boxed
+from tts_prune.tts.grading import (after_cue, extract_answer, extract_letter, grade_answer, grade_choice, grade_math,
+                                   grade_numeric, last_boxed)
 
 MATH = [
     ("So the answer is $\\boxed{\\frac{1}{2}}$.", "\\frac12", True),
@@ -54,6 +55,29 @@ NUMERIC = [
     ("The answer is 4", "-4", False),
 ]
 
+# GSM8K-style: (response, gold, the number a reader takes as the answer, correct?)
+NUMERIC_READ = [
+    ("Natalia sold 48 clips in April and half as many in May: 48 / 2 = 24. In total 48 + 24 = 72.\n#### 72",
+     "72", "72", True),
+    ("Weng earns 12 / 60 = 0.2 per minute, so 0.2 * 50 = 10.\nThe answer is 10.", "10", "10", True),
+    ("Betty has 100 / 2 = 50. She needs 100 - 50 - 15 - 30 = 5 more.\n\nFinal Answer: 5", "5", "5", True),
+    ("The answer is 18 dollars per week, or 72 per month.", "18", "18", True),
+    ("The answer is 9 * 2 = 18.", "18", "18", True),
+    ("So the total cost is $\\boxed{\\$1,250.00}$.", "1250", "1,250.00", True),
+    ("Final Answer: $1,250", "1250", "1,250", True),
+    ("She has 5 + 3 = 8 apples left.\n\n8", "8", "8", True),
+    ("First 20% of 50 is 10, then 50 - 10 = 40. So 40 remain.", "40", "40", True),
+    ("He loses 7 - 11 = -4 points. The answer is -4.", "-4", "-4", True),
+    ("The answer is 4 points lost.", "-4", "4", False),
+    ("Answer:\n36", "36", "36", True),
+    ("\\boxed{x = 14}", "14", "14", True),
+    ("After the first week: 3. After the second: 9.\n#### 9\nCheck: 3 * 3 = 9, 9 + 1 = 10.", "9", "9", True),
+    ("There were 2 boxes of 12, so 24 pencils. Given away 5, that leaves 19 pencils.", "19", "19", True),
+    ("There were 2 boxes of 12, so 24 pencils. Given away 5, that leaves 19 pencils.", "24", "19", False),
+    ("The total is 1.5 hours, i.e. 90 minutes.\nThe answer is 90", "90", "90", True),
+    ("I am not sure how to compute this.", "3", None, False),
+]
+
 CHOICE = [
     ("The answer is (C).", "C", True),
     ("Final Answer: C", "(C)", True),
@@ -79,6 +103,20 @@ def test_choice(response, gold, expected):
     assert grade_choice(response, gold) is expected
 
 
+@pytest.mark.parametrize("response,gold,read,expected", NUMERIC_READ)
+def test_numeric_reads_the_final_number(response, gold, read, expected):
+    grade = grade_answer("numeric", response, gold)
+    assert (grade.prediction, grade.correct, grade.no_answer) == (read, expected, read is None)
+
+
+def test_after_cue_reads_the_cue_that_ends_last():
+    # Issue 9: an absent cue scored -1 + len(cue) and beat the real match, so both of these gave None.
+    assert after_cue("Answer: 42") == "42"
+    assert after_cue("The answer is 12.") == "12"
+    assert after_cue("The answer is 3.\nFinal Answer:\n7") == "7"
+    assert after_cue("no cue here") is None
+
+
 def test_enough_cases():
     assert len(MATH) + len(NUMERIC) + len(CHOICE) >= 40
 
@@ -91,7 +129,7 @@ def test_extraction_helpers():
 
 
 def test_grading_works_outside_the_main_thread():
-    # math-verify's default SIGALRM timeouts raise in worker threads; ours are disabled.
+    # math-verify's default SIGALRM timeouts raise in worker threads; ours run in a worker process.
     out = []
     thread = threading.Thread(target=lambda: out.append(grade_math("\\boxed{\\frac{1}{2}}", "0.5")))
     thread.start()
@@ -104,3 +142,14 @@ def test_bad_gold_errors_name_the_value():
         grade_numeric("5", "abc")
     with pytest.raises(ValueError, match="'CC'"):
         grade_choice("C", "CC")
+
+
+def test_grade_answer_errors_name_the_value():
+    with pytest.raises(ValueError, match="'essay'"):
+        grade_answer("essay", "x", "y")
+    with pytest.raises(ValueError, match="gold answer ''"):
+        grade_answer("math", "\\boxed{2}", "")
+    with pytest.raises(ValueError, match="'abc'"):
+        grade_answer("numeric", "5", "abc")
+    with pytest.raises(ValueError, match="'CC'"):
+        grade_answer("choice", "C", "CC")

@@ -2,6 +2,7 @@
 
 Modules: ``benchmarks`` (registry and loaders), ``formats`` (thinking formats and prompts),
 ``generation`` (the transformers budget sweep), ``vllm_backend`` (the same sweep on vLLM),
-``grading`` (math-verify and multiple-choice extraction), ``results`` (append-only record store),
+``extract`` (option letters, numbers, boxed and cued spans), ``grading`` (``grade_answer``: math-verify
+in a time-limited ``sandbox`` worker process, numbers, letters), ``results`` (append-only record store),
 ``stats`` (bootstrap CIs, paired tests), ``evaluation`` (``evaluate`` and the ``eval`` command).
 """

@@ -1,134 +1,208 @@
-"""Grading: math answers with math-verify, multiple choice by letter, GSM8K-style numbers.
+"""Grading: math with math-verify under a real time limit, GSM8K-style numbers, anchored option letters.
 
-Math answers are extracted from the LAST ``\\boxed{}`` first, then from an answer cue ("Final Answer:",
-"The answer is"), then math-verify's own extraction, and compared with ``math_verify.verify`` as in
-the MATH500 / AIME evaluations of s1 (arXiv 2501.19393) and DeepSeek-R1 (arXiv 2501.12948).
-math-verify's timeouts use SIGALRM, which only works in the main thread, so both calls run with the
-timeout disabled (``parsing_timeout=None``, ``timeout_seconds=None``): grading works from worker
-threads and notebooks; inputs are short, so an unbounded sympy call is not a practical risk.
+``grade_answer(kind, response, gold)`` returns a ``Grade`` (correct, prediction, no_answer, timeout);
+``answers_equivalent(kind, a, b)`` says whether two extracted answers mean the same (maj@k voting).
+
+Math (MATH500, AIME; the protocol of s1, arXiv 2501.19393, and DeepSeek-R1, arXiv 2501.12948): the answer
+is extracted by math-verify's own extractors, ``parse(response, [LatexExtractionConfig(
+boxed_match_priority=0), ExprExtractionConfig()], extraction_mode="first_match")``, i.e. in this order:
+
+1. ``\\boxed{...}`` (the last one; several boxes in one match are read together as a set),
+2. the last answer cue: "final answer is X" (priority 50), "answer: X" (100), "answer ... X" (200),
+3. the last LaTeX span or plain number/expression in the text (300),
+
+where within one priority the match that ends last wins, and ``first_match`` means the first match found
+is THE answer even if sympy cannot parse it (then its text is compared as a string); no lower-priority
+match is tried instead. The gold answer is parsed as ``$gold$`` (LaTeX, then plain expression), and the
+two are compared with ``math_verify.verify(gold, prediction)``. Differences from the defaults:
+math-verify's ``parse`` puts boxed answers at priority 50 (after "final answer is"), lighteval's math
+tasks at 55 and use ``any_match`` (fall through to later matches when one fails to parse); s1's own
+scorer (its lm-evaluation-harness fork, ``tasks/openai_math/utils.py``) takes the last ``\\boxed{}``, else
+the text after the last "Answer:", compares digit strings exactly and asks gpt-4o-mini whether anything
+else matches the gold (math-verify is the offline stand-in for that judge). Here the box comes first
+because every model in the study is prompted to box its answer, and a failed parse of the stated answer
+never turns into credit for some other number in the text.
+
+math-verify's own timeouts (SIGALRM) only work in the main thread and cannot stop C-level work, so both
+its timeouts are disabled and the whole ``parse`` + ``verify`` runs in a persistent worker process
+(``sandbox``) that is killed and replaced when ``timeout_s`` passes; the grade then has ``timeout=True``
+and ``correct=False``. Numbers and letters are plain regex scans in this process (see ``extract``).
 """
 from __future__ import annotations
 
 import re
-from fractions import Fraction
+from dataclasses import dataclass
 
-CUES = ("final answer:", "final answer is", "the answer is", "answer:")
-_LETTER = re.compile(r"\(?\b([A-J])\b\)?")
+from .extract import (CUES, after_cue, extract_answer, extract_letter, extract_number, last_boxed,  # noqa: F401
+                      parse_number)
+from .sandbox import GradingTimeout, default_worker
 
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None when absent."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    i = text.find("{", start)
-    if i < 0:
-        return None
-    depth, j = 0, i
-    while j < len(text):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1:j].strip()
-        j += 1
-    return None
+DEFAULT_TIMEOUT_S = 5.0
 
 
-def after_cue(text: str) -> str | None:
-    """Text after the last answer cue, up to the end of its line; None when there is no cue."""
-    lower = text.lower()
-    best = max((lower.rfind(cue) + len(cue), cue) for cue in CUES)
-    if best[0] < len(best[1]):
-        return None
-    line = text[best[0]:].strip().split("\n")[0].strip()
-    return line.strip(" .$*") or None
+@dataclass(frozen=True)
+class Grade:
+    """One graded response. ``timeout`` grades are neither right nor "no answer": report them apart."""
+
+    correct: bool
+    prediction: str | None   # the extracted answer (letter for choice), None when nothing extractable
+    no_answer: bool          # nothing extractable from the response
+    timeout: bool            # grading hit the time limit (then correct=False)
 
 
-def extract_answer(response: str) -> str | None:
-    """The candidate answer string: last boxed, else the answer cue, else None."""
-    boxed = last_boxed(response)
-    return boxed if boxed is not None else after_cue(response)
+# --------------------------------------------------------------------------- math (runs in the worker)
+
+def _quiet() -> None:
+    # Its timeouts are off on purpose (the worker is killed instead); drop the warning saying so.
+    import logging
+
+    for name in ("math_verify.parser", "math_verify.grader"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _parse(text: str):
+def _pred_config():
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig
+
+    return [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+
+
+def _parse_gold(gold: str):
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
+
+    configs = [LatexExtractionConfig(), ExprExtractionConfig()]
+    gold = str(gold).strip()
+    return parse(f"${gold}$", configs, parsing_timeout=None) or parse(gold, configs, parsing_timeout=None)
+
+
+def _parse_prediction(response: str):
     from math_verify import parse
 
-    return parse(text, parsing_timeout=None)
+    return parse(response, _pred_config(), extraction_mode="first_match", parsing_timeout=None)
 
 
-def _strip_text(s: str) -> str:
-    s = re.sub(r"\\text\{([^}]*)\}", r"\1", s)
-    s = re.sub(r"\\(?:mathrm|textbf|mbox)\{([^}]*)\}", r"\1", s)
-    return s.replace("^\\circ", "").replace("^{\\circ}", "").replace("\\%", "").replace("$", "").strip()
-
-
-def _plain(s: str) -> str:
-    return re.sub(r"\s+", "", _strip_text(s)).lower().rstrip(".")
-
-
-def grade_math(response: str, gold: str) -> bool:
-    """True when ``response``'s final answer equals ``gold`` mathematically (math-verify)."""
+def _math_in_worker(response: str, gold: str) -> tuple[bool, bool, bool, str | None]:
+    """(gold parsed?, correct, anything extracted?, extracted text). Only plain values cross the pipe:
+    printing some parsed expressions (huge powers) never returns, so sympy objects stay in the worker."""
     from math_verify import verify
 
-    candidate = extract_answer(response)
-    gold = str(gold).strip()
-    if candidate is None:
-        target = _parse(response)  # math-verify's own anchors (last number / latex) as the last resort
-    else:
-        if _plain(candidate) == _plain(gold):
-            return True
-        target = _parse(f"${_strip_text(candidate)}$") or _parse(candidate)
-    expected = _parse(f"${_strip_text(gold)}$") or _parse(gold)
-    if not target or not expected:
+    _quiet()
+    expected = _parse_gold(gold)
+    predicted = _parse_prediction(response)
+    text = next((p for p in reversed(predicted) if isinstance(p, str)), None)
+    correct = bool(expected) and bool(predicted) and bool(verify(expected, predicted, timeout_seconds=None))
+    return bool(expected), correct, bool(predicted), text
+
+
+def _math_equivalent_in_worker(a: str, b: str) -> bool:
+    from math_verify import verify
+
+    _quiet()
+    first, second = _parse_gold(a), _parse_gold(b)
+    return bool(first) and bool(second) and bool(verify(first, second, timeout_seconds=None))
+
+
+def _grade_math(response: str, gold: str, timeout_s: float, options: int | None = None) -> Grade:
+    try:
+        gold_ok, correct, found, text = default_worker().call(__name__, "_math_in_worker", (response, str(gold)),
+                                                              timeout_s)
+    except GradingTimeout:
+        return Grade(correct=False, prediction=None, no_answer=False, timeout=True)
+    if not gold_ok:
+        raise ValueError(f"gold answer {gold!r} is not something math-verify can parse; write it as LaTeX "
+                         f"(e.g. '\\frac{{1}}{{2}}', '(-\\infty, 3]', '\\text{{Monday}}')")
+    return Grade(correct=correct, prediction=text, no_answer=not found, timeout=False)
+
+
+# --------------------------------------------------------------------------- numbers and letters
+
+def _grade_numeric(response: str, gold: str, timeout_s: float, options: int | None = None) -> Grade:
+    expected = parse_number(gold)
+    if expected is None:
+        raise ValueError(f"gold answer {gold!r} is not a number; numeric grading needs e.g. '42' or '#### 42'")
+    found = extract_number(response)
+    if found is None:
+        return Grade(correct=False, prediction=None, no_answer=True, timeout=False)
+    return Grade(correct=parse_number(found) == expected, prediction=found, no_answer=False, timeout=False)
+
+
+def gold_letter(gold: str) -> str:
+    """``"(C)"``, ``"c"``, ``" C "`` -> ``"C"``; a ValueError naming ``gold`` for anything else."""
+    letter = str(gold).strip().strip("()").strip().upper()
+    if not re.fullmatch(r"[A-Z]", letter):
+        raise ValueError(f"gold answer {gold!r} is not an option letter; multiple choice needs 'A'..'Z'")
+    return letter
+
+
+def option_letters(gold: str, options: int | None = None) -> str:
+    """The letters a response may choose: the first ``options`` letters, else A..D extended to the gold."""
+    if options is not None:
+        if not 2 <= int(options) <= 26:
+            raise ValueError(f"options={options!r} must be the number of choices, 2..26")
+        return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:int(options)]
+    return "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:max(4, ord(gold_letter(gold)) - ord("A") + 1)]
+
+
+def _grade_choice(response: str, gold: str, timeout_s: float, options: int | None = None) -> Grade:
+    expected = gold_letter(gold)
+    found = extract_letter(response, option_letters(gold, options))
+    return Grade(correct=found == expected, prediction=found, no_answer=found is None, timeout=False)
+
+
+# Every grader: (response, gold, timeout_s, options) -> Grade; ``options`` is read by "choice" only.
+GRADERS = {"math": _grade_math, "numeric": _grade_numeric, "choice": _grade_choice}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in GRADERS:
+        raise ValueError(f"grader {kind!r} is unknown; use one of {sorted(GRADERS)}")
+
+
+def grade_answer(kind: str, response: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
+                 options: int | None = None) -> Grade:
+    """Grade ``response`` against ``gold`` with the ``kind`` grader (``GRADERS``: math, numeric, choice).
+
+    ``timeout_s`` bounds math grading (numbers and letters never take long). ``options`` (choice only)
+    is the number of options; by default letters A..D, or up to the gold letter when it is later.
+    """
+    _check_kind(kind)
+    return GRADERS[kind](response, gold, timeout_s, options)
+
+
+def answers_equivalent(kind: str, a: str, b: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """Whether two EXTRACTED answers (``Grade.prediction``) mean the same, for majority voting.
+
+    math: ``verify(parse(a), parse(b))`` in the worker (False when it times out); numeric: equal values;
+    choice: the same letter. ``None`` (no answer) is equivalent to nothing, not even another ``None``.
+    """
+    _check_kind(kind)
+    if a is None or b is None:
         return False
-    return bool(verify(expected, target, timeout_seconds=None))
+    if kind == "numeric":
+        first, second = parse_number(a), parse_number(b)
+        return first is not None and first == second
+    if kind == "choice":
+        return str(a).strip().strip("()").upper() == str(b).strip().strip("()").upper()
+    if str(a).strip() == str(b).strip():
+        return True
+    try:
+        return default_worker().call(__name__, "_math_equivalent_in_worker", (str(a), str(b)), timeout_s)
+    except GradingTimeout:
+        return False
 
 
-def _number(text: str) -> Fraction | None:
-    text = text.replace(",", "").replace("$", "").replace("\\!", "").strip()
-    match = re.fullmatch(r"-?\d+(?:\.\d+)?(?:/\d+)?", text)
-    if match is None:
-        return None
-    return Fraction(text) if "/" not in text else Fraction(*map(int, text.split("/")))
+# --------------------------------------------------------------------------- the older boolean helpers
+
+def grade_math(response: str, gold: str) -> bool:
+    return grade_answer("math", response, gold).correct
 
 
 def grade_numeric(response: str, gold: str) -> bool:
-    """GSM8K-style: the final number (boxed, cue, else the last number in the text) equals ``gold``."""
-    expected = _number(str(gold).split("####")[-1])
-    if expected is None:
-        raise ValueError(f"gold answer {gold!r} is not a number; numeric grading needs e.g. '42' or '#### 42'")
-    candidate = extract_answer(response)
-    pool = candidate if candidate is not None else response
-    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?", _strip_text(pool))
-    if not numbers:
-        return False
-    value = _number(numbers[-1])
-    return value is not None and value == expected
-
-
-def extract_letter(response: str, letters: str = "ABCD") -> str | None:
-    """The chosen option letter: boxed, then cue, then the last standalone letter in ``letters``."""
-    for source in (last_boxed(response), after_cue(response)):
-        if source:
-            found = [m for m in _LETTER.findall(_strip_text(source)) if m in letters]
-            if found:
-                return found[0]
-    found = [m for m in re.findall(r"\(([A-J])\)|\b([A-J])\b(?=[.):]?\s*$)", response.strip())]
-    flat = [a or b for a, b in found if (a or b) in letters]
-    return flat[-1] if flat else None
+    return grade_answer("numeric", response, gold).correct
 
 
 def grade_choice(response: str, gold: str) -> bool:
-    """Multiple choice: the extracted letter equals the gold letter ("(C)" and "C" are the same)."""
-    gold_letter = str(gold).strip().strip("()").upper()
-    if len(gold_letter) != 1:
-        raise ValueError(f"gold answer {gold!r} is not an option letter; multiple choice needs 'A'..'J'")
-    return extract_letter(response) == gold_letter
-
-
-GRADERS = {"math": grade_math, "numeric": grade_numeric, "choice": grade_choice}
+    return grade_answer("choice", response, gold).correct
 
 
 def grade_with(kind: str, response: str, gold: str) -> bool:
-    if kind not in GRADERS:
-        raise ValueError(f"grader {kind!r} is unknown; use one of {sorted(GRADERS)}")
-    return GRADERS[kind](response, gold)
+    return grade_answer(kind, response, gold).correct

@@ -1,0 +1,191 @@
+"""Answer extraction from model text: option letters (anchored), GSM8K-style numbers, boxed and cued spans.
+
+Math answers are extracted by math-verify itself (see ``grading``); this module holds the plain-text
+extractors, which need no sympy and cannot hang (each is a handful of linear regex scans).
+
+Multiple choice (``extract_letter``) follows lighteval's anchored indices extraction
+(``lighteval.metrics.utils.extractive_match_utils``, ``IndicesExtractionConfig`` with
+``try_extract_without_anchor=False``): patterns are tried by priority, and within a priority the match
+that ends LAST in the text wins, so the final answer statement beats letters quoted in the reasoning.
+
+1. Answer statements: ``\\boxed{B}`` (also ``\\boxed{\\text{(B)}}``); an answer anchor ("answer",
+   "final answer", "correct/best/right answer|option|choice") followed by a connector (":", "is",
+   "would be", "=", "-", ...) and the letter, with markup allowed around it (``**Answer: C**``,
+   "answer is option (B)", ``Answer: $\\boxed{C}$``; "Final Answer" may be followed by the letter on
+   the next line without a connector); "I choose/pick/select B", "go with B"; and the reversed form
+   "(B) is correct" / "option B is the best answer" (not "... correct only if"), where the letter must be
+   marked: parenthesised, bold, after "option"/"choice", or opening a line, clause ("..., C is correct")
+   or "so/thus/therefore/hence" (never "Vitamin C is the correct ..."). A letter listed with another
+   ("Answer: A and B are wrong", "(A) or (C)") is not a statement.
+2. The letter opening the response ("B. The mass is 5 kg", "(B)", "**B**") or standing alone on the last
+   line of the response.
+
+Nothing else is read: a response with no anchored letter gives None, never a default letter. s1's GPQA
+scorer (its lm-evaluation-harness fork, ``tasks/gpqa/openai/utils.py``) takes the last ``\\boxed{}``, else
+the text after the last "Answer:", asks gpt-4o-mini when that is not a bare letter, and otherwise scores
+the response as "A", which credits a non-answer on every question whose gold letter is A.
+Differences from lighteval: the anchor needs a connector or markup before the letter (lighteval accepts any
+50 characters after the word "answer", which reads "answer choice A: ..." in an option-by-option review as
+a statement); boxed letters and the reversed "(B) is correct" form are read; letters at the start of later
+lines are not (they are the option list being discussed). Letters are upper-case only, so the article
+"a" is never read as option A.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+CUES = ("final answer:", "final answer is", "the answer is", "answer:")
+
+# --------------------------------------------------------------------------- boxed and cued spans
+
+
+def boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every ``\\boxed{...}`` / ``\\fbox{...}``, braces balanced, in order.
+
+    One pass over the braces (a stack of open positions), so a degenerate response with thousands of
+    unclosed boxes costs linear time, not quadratic.
+    """
+    opens = {m.end() - 1: m.start() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)}
+    spans, stack = [], []
+    for brace in re.finditer(r"[{}]", text):
+        if brace.group() == "{":
+            stack.append(brace.start())
+        elif stack:
+            i = stack.pop()
+            if i in opens:
+                spans.append((opens[i], brace.end(), text[i + 1:brace.start()].strip()))
+    return sorted(spans)
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), braces balanced; None when absent."""
+    spans = boxed_spans(text)
+    return spans[-1][2] if spans else None
+
+
+def after_cue(text: str) -> str | None:
+    """Text after the answer cue that ends last in ``text`` (one of ``CUES``), to the end of its line.
+
+    An answer written on the line after the cue ("Final Answer:\\n42") is read too. None when no cue
+    occurs or nothing follows it.
+    """
+    lower = text.lower()
+    ends = [lower.rfind(cue) + len(cue) for cue in CUES if cue in lower]
+    if not ends:
+        return None
+    line = text[max(ends):].strip().split("\n")[0].strip()
+    return line.strip(" .$*") or None
+
+
+def extract_answer(response: str) -> str | None:
+    """The candidate answer span: the last ``\\boxed{}``, else the text after the last cue, else None."""
+    boxed = last_boxed(response)
+    return boxed if boxed is not None else after_cue(response)
+
+
+# --------------------------------------------------------------------------- numbers (GSM8K)
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+
+
+def parse_number(text: str) -> Fraction | None:
+    """``"1,000"`` -> 1000, ``"18.0"`` -> 18, ``"3/4"`` -> 3/4, ``"#### 42"`` -> 42; None when not a number."""
+    text = str(text).split("####")[-1]
+    text = re.sub(r"\\[!,;]|[$,\s]|\\%|%", "", text).rstrip(".")
+    if not re.fullmatch(r"-?(?:\d+(?:\.\d+)?|\.\d+)(?:/\d+)?", text):
+        return None
+    if "/" in text:
+        num, den = text.split("/")
+        return Fraction(Fraction(num), int(den)) if int(den) else None
+    return Fraction(text)
+
+
+def _strip_text(s: str) -> str:
+    return re.sub(r"\\(?:text|mathrm|textbf|mbox)\{([^}]*)\}", r"\1", s)
+
+
+def extract_number(response: str) -> str | None:
+    """The final number of a GSM8K-style response, as written (commas kept); None when there is none.
+
+    Order: the last ``\\boxed{}``, then the last ``#### N`` line, then the text after the last answer cue
+    (for a span, the first number after its last "=", so "9 * 2 = 18" gives 18), then the last number in
+    the whole response (the GSM8K convention of lm-evaluation-harness's flexible extract).
+    """
+    marker = re.findall(r"####\s*([^\n]*)", response)
+    for span in (last_boxed(response), marker[-1] if marker else None, after_cue(response)):
+        if span:
+            tail = _strip_text(span).split("=")[-1]
+            found = _NUMBER.findall(tail)
+            if found:
+                return found[0]
+    found = _NUMBER.findall(_strip_text(response))
+    return found[-1].rstrip(".") if found else None
+
+
+# --------------------------------------------------------------------------- option letters
+
+_ANCHOR = r"(?i:correct|best|right)\s+(?i:answer|option|choice)|(?i:answer)"
+_CONNECT = (r"(?:\s*(?:\*\*|__)?\s*(?::|=|-|–|—|(?i:is|would\s+be|should\s+be|must\s+be|will\s+be"
+            r"|therefore|thus|then|clearly|indeed|definitely)\b))")
+_QUALIFIER = r"(?:\s+(?i:to|for|of)\s[^.\n:]{0,60}?)?"       # "the answer to this question is B"
+_FILL = r"(?:\s|\*|_|\$|\\(?:text|textbf|mathrm|mathbf|boxed)\s*\{|(?i:option|choice|letter)\b|[(\[{])*"
+_END = r"(?![A-Za-z0-9])"
+
+
+def _statement_patterns(letters: str) -> list[re.Pattern]:
+    # Each pattern's only capturing groups are the letter (the reversed form has one per marking style).
+    # A letter followed by "and/or/, <letter>" lists options ("Answer: A and B are wrong"), it chooses none.
+    letter = rf"([{letters}])(?![).]?\s*(?:,|&|(?i:and|or)\b)\s*\(?[{letters}]{_END})"
+    marked = (rf"(?:(?i:option|choice)\s*\(?{letter}\)?|\({letter}\)|\*\*\(?{letter}\)?\*\*"
+              rf"|(?:^|(?<=\n)|(?<=[,:;.])\s*|(?i:\b(?:so|thus|therefore|hence)),?\s+){letter})")
+    return [
+        re.compile(rf"(?<![A-Za-z])(?:{_ANCHOR}){_QUALIFIER}{_CONNECT}{{1,3}}{_FILL}{letter}{_END}"),
+        re.compile(rf"(?i:final\s+answer)(?:\*\*|__)?{_FILL}{letter}{_END}"),
+        re.compile(rf"(?i:\bI\s+(?:choose|pick|select|go\s+with)|\bgo(?:ing)?\s+with){_FILL}{letter}{_END}"),
+        re.compile(rf"(?<![A-Za-z0-9]){marked}\s+(?i:is|seems\s+to\s+be|appears\s+to\s+be)\s+(?i:the\s+)?"
+                   rf"(?i:correct|right|best)\b(?!\s+(?i:only|if|when|unless|provided)\b)"),
+    ]
+
+
+def _boxed_letters(text: str, letters: str) -> list[tuple[int, str]]:
+    found = []
+    for _, end, content in boxed_spans(text):
+        inner = re.sub(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^}]*)\}", r"\1", content)
+        match = re.fullmatch(rf"[\s(*$]*(?i:option|choice)?\s*\(?([{letters}])\)?(?:[.):]\s*.*)?[\s*$]*", inner,
+                             flags=re.DOTALL)
+        if match:
+            found.append((end, match.group(1)))
+    return found
+
+
+def _check_letters(letters: str) -> str:
+    if not letters or not re.fullmatch(r"[A-Z]+", letters) or len(set(letters)) != len(letters):
+        raise ValueError(f"letters={letters!r} must be distinct upper-case option letters, e.g. 'ABCD'")
+    return letters
+
+
+def _squeeze(text: str) -> str:
+    # One character per whitespace run (a newline if the run has one): the anchored patterns allow
+    # whitespace in several adjacent places, which on a degenerate run of thousands of spaces costs
+    # cubic time; squeezed, each run has one way to match.
+    return re.sub(r"\s+", lambda m: "\n" if "\n" in m.group() else " ", text)
+
+
+def extract_letter(response: str, letters: str = "ABCD") -> str | None:
+    """The chosen option letter (one of ``letters``) by the anchored priorities above; None when no anchor."""
+    letters = _check_letters(letters)
+    response = _squeeze(response)
+    statements = _boxed_letters(response, letters)
+    for pattern in _statement_patterns(letters):
+        for match in pattern.finditer(response):
+            statements.append((match.end(), next(g for g in match.groups() if g)))
+    if statements:
+        return max(statements, key=lambda s: s[0])[1]
+    lone = rf"(?:\*\*)?\(?(?P<letter>[{letters}])\)?(?:\*\*)?"
+    opening = re.match(rf"\s*{lone}(?:[.):]|\s*$)", response)
+    last_line = re.search(rf"(?:^|\n)\s*{lone}\.?\s*$", response)
+    for match in (last_line, opening):
+        if match:
+            return match.group("letter")
+    return None
