@@ -66,7 +66,7 @@ def _lowest_k(score: torch.Tensor, k: int | torch.Tensor, chunk_rows: int = 256)
     return mask
 
 
-def row_counts(score: torch.Tensor, sparsity: float, rounding: str = "exact") -> torch.Tensor:
+def row_counts(score: torch.Tensor, sparsity: float, rounding: str = "floor") -> torch.Tensor:
     """How many weights each row of ``score`` (rows, n) loses: (rows,) int64.
 
     ``"floor"`` is the Wanda/SparseGPT reference rule, ``floor(n x s)`` in every row, which leaves the
@@ -75,13 +75,13 @@ def row_counts(score: torch.Tensor, sparsity: float, rounding: str = "exact") ->
     remainder goes, one weight each, to the rows whose next-lowest score is smallest (among masks with
     per-row counts differing by at most one, that choice prunes the least total score).
     """
+    if rounding not in ("exact", "floor"):
+        raise ValueError(f"rounding={rounding!r} is unknown; allowed: 'exact' or 'floor'")
     rows, n = score.shape
     base = int(n * sparsity)
     counts = torch.full((rows,), base, dtype=torch.long, device=score.device)
     if rounding == "floor" or base >= n:
         return counts
-    if rounding != "exact":
-        raise ValueError(f"rounding={rounding!r} is unknown; allowed: 'exact' or 'floor'")
     extra = min(round(rows * n * sparsity) - rows * base, rows)
     if extra > 0:
         next_lowest = torch.kthvalue(score, base + 1, dim=1).values  # (rows,) cost of one more weight
