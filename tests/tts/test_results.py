@@ -109,3 +109,57 @@ def test_cli_eval_runs(pair, tmp_path, capsys):
                  "--answer-tokens", "3", "--format", "toy", "--backend", "transformers", "--out", str(tmp_path / "r")])
     assert code == 0
     assert "ci_low" in capsys.readouterr().out and len(load_results(tmp_path / "r")) == 4
+
+
+# ----------------------------------------------------------------------------- the cache key is the whole request
+def _variants(pair, tmp_path):
+    """(label, positional model, kwargs changes, budgets) — each changes exactly one part of the request."""
+    from dataclasses import replace
+
+    from tests.tts.test_backends import HFEngine, pruned
+    from tts_prune.tts.formats import FORMATS
+
+    model, tok = pair
+    other_text = tmp_path / "other" / "set.jsonl"
+    other_text.parent.mkdir()
+    with open(other_text, "w") as handle:   # same ids, same benchmark name, different prompt text
+        for i in range(3):
+            handle.write(json.dumps({"id": f"q{i}", "problem": f"{i} + {i} = ?", "answer": str(2 * i)}) + "\n")
+    return [
+        ("model name", pair, {"model_name": "tiny-2"}),
+        ("weights (re-pruned under one name)", (pruned(model), tok), {}),
+        ("recipe", pair, {"recipe": {"method": "wanda", "sparsity": 0.5}}),
+        ("prompt text", pair, {"benchmark": str(other_text)}),
+        ("format", pair, {"thinking_format": replace(FORMATS["toy"], think_end="</think>")}),
+        ("answer cue", pair, {"thinking_format": replace(FORMATS["toy"], answer_cue="Answer: ")}),
+        ("answer budget", pair, {"answer_tokens": 4}),
+        ("waits", pair, {"waits": 1}),
+        ("min thinking", pair, {"min_thinking": 1}),
+        ("temperature", pair, {"temperature": 0.7}),
+        ("top_p", pair, {"top_p": 0.9}),
+        ("top_k", pair, {"top_k": 5}),
+        ("grading mode", pair, {"grade_thinking": True}),
+        ("backend", pair, {"backend": "vllm", "vllm_options": {"engine": HFEngine, "artifact_root": tmp_path / "a"}}),
+        ("seed", pair, {"seeds": [3]}),
+        ("benchmark", pair, {"benchmark": str(tmp_path / "renamed.jsonl")}),
+    ]
+
+
+def test_any_change_to_the_request_regenerates_and_a_rerun_regenerates_nothing(pair, tmp_path):
+    data = write_set(tmp_path / "set.jsonl")
+    write_set(tmp_path / "renamed.jsonl")
+    base = dict(benchmark=str(data), out=tmp_path / "r", model_name="tiny", thinking_format="toy", answer_tokens=3,
+                show_progress=False)
+    first = evaluate(pair, budgets=[2, 6], **base)
+    assert len(first) == 6
+    for label, model, change in _variants(pair, tmp_path):
+        before = set(load_results(tmp_path / "r")["key"])
+        got = evaluate(model, budgets=[2, 6], **{**base, **change})
+        assert len(got) == 6 and not set(got["key"]) & before, f"changing the {label} reused stored records"
+        shards = ResultStore(tmp_path / "r").shards()
+        again = evaluate(model, budgets=[2, 6], **{**base, **change})
+        assert ResultStore(tmp_path / "r").shards() == shards, f"an unchanged rerun ({label}) regenerated"
+        pd.testing.assert_frame_equal(got, again)
+    before = set(load_results(tmp_path / "r")["key"])
+    wider = evaluate(pair, budgets=[2, 6, 9], **base)                # a new budget: only its records are new
+    assert len(set(wider["key"]) - before) == 3 and set(first["key"]) <= set(wider["key"])

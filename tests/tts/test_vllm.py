@@ -14,11 +14,16 @@ QUESTIONS = ["What is 12+30?", "What is 7*8?"]
 BUDGETS = [6, 16]
 
 
+ENGINE = dict(dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)  # on CPU: a share of RAM
+
+
 @pytest.fixture(scope="module")
 def engine():
-    from tts_prune.tts.vllm_backend import VLLMBackend
+    from tts_prune.tts.backends import open_backend
 
-    return VLLMBackend(MODEL, dtype="float32", max_model_len=512, gpu_memory_utilization=0.3)  # on CPU: share of RAM
+    backend = open_backend("vllm", MODEL, **ENGINE)
+    backend.engine  # start it here, once per module
+    return backend
 
 
 def test_vllm_greedy_sweep_matches_transformers(engine):
@@ -31,10 +36,42 @@ def test_vllm_greedy_sweep_matches_transformers(engine):
     prompts = [build_prompt(tok, q, fmt) for q in QUESTIONS]
     ours = sweep(model, tok, prompts, BUDGETS, fmt, config, show_progress=False)
     theirs = engine.sweep(prompts, [0] * len(prompts), BUDGETS, fmt, config)
+    assert engine.fingerprint == tts_prune_fingerprint(model)
     assert [(g.index, g.budget) for g in theirs] == [(g.index, g.budget) for g in ours]
     for a, b in zip(ours, theirs):
         assert (a.thinking, a.capped, a.thinking_tokens) == (b.thinking, b.capped, b.thinking_tokens)
         assert a.answer == b.answer
+
+
+def tts_prune_fingerprint(model):
+    from tts_prune.models.loading import model_fingerprint
+
+    return model_fingerprint(model)
+
+
+def test_pruned_model_through_vllm_equals_transformers_and_records_its_fingerprint(tmp_path):
+    # Issue 9's done-when: SmolLM2 pruned 50% by magnitude, evaluated greedily on 3 GSM8K problems through vLLM,
+    # gives the transformers backend's records on the same pruned weights, not the dense model's.
+    import tts_prune
+    from tts_prune.models.loading import load_model
+
+    torch.set_num_threads(2)
+    model, tok = load_model(MODEL, dtype="float32", device="cpu")
+    dense_fp = tts_prune_fingerprint(model)
+    tts_prune.prune(model, tok, tts_prune.PruneConfig(method="magnitude", sparsity=0.5), show_progress=False)
+    pruned_fp = tts_prune_fingerprint(model)
+    common = dict(limit=3, thinking_format="generic", answer_tokens=16, model_name=MODEL, show_progress=False)
+    via_hf = tts_prune.evaluate((model, tok), "gsm8k", [16, 48], backend="transformers", out=tmp_path / "r", **common)
+    via_vllm = tts_prune.evaluate((model, tok), "gsm8k", [16, 48], backend="vllm", out=tmp_path / "r",
+                                  vllm_options={**ENGINE, "artifact_root": tmp_path / "artifacts"}, **common)
+    dense, dense_tok = load_model(MODEL, dtype="float32", device="cpu")
+    via_dense = tts_prune.evaluate((dense, dense_tok), "gsm8k", [16, 48], backend="transformers",
+                                   out=tmp_path / "r", **common)
+    assert set(via_vllm["model_hash"]) == {pruned_fp} != {dense_fp} == set(via_dense["model_hash"])
+    assert (tmp_path / "artifacts" / pruned_fp / "config.json").is_file()
+    columns = ["problem_id", "budget", "thinking", "forced", "answer", "capped", "correct"]
+    assert via_vllm[columns].equals(via_hf[columns])
+    assert not via_vllm["thinking"].equals(via_dense["thinking"])
 
 
 def test_vllm_sampling_is_seeded_and_prefix_consistent(engine):

@@ -43,6 +43,8 @@ def runs(records: pd.DataFrame) -> pd.DataFrame:
     df["run"] = [DENSE if m == DENSE else f"{m}/{a}/{s:g}" for m, a, s in zip(df["method"], df["allocation"],
                                                                               df["sparsity"])]
     df["correct"] = df["correct"].astype(float)
+    # Share of responses with nothing extractable (records written before it was recorded: unknown).
+    df["no_answer"] = df["no_answer"].astype(float) if "no_answer" in df.columns else float("nan")
     return df
 
 

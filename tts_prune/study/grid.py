@@ -49,6 +49,8 @@ class StudyConfig:
     samples: int = 1
     seeds: tuple[int, ...] = (0,)
     temperature: float = 0.0  # 0 = greedy
+    thinking_format: str | None = None  # s1, qwen3, r1, generic, toy; None: detected (name it per model in overrides)
+    answer_tokens: int = 4096  # the answer's own budget after the end of thinking (s1 leaves it thousands)
     backend: str = "auto"
     limit: int | None = None  # problems per benchmark; None = all
     calibration: str = "gsm8k"
@@ -72,8 +74,15 @@ class StudyConfig:
         for s in self.sparsities:
             if not 0 <= s < 1:
                 fail(f"sparsity {s}", "floats in [0, 1)", "E.g. sparsities: [0.1, 0.2].")
-        if not self.budgets or any(int(b) < 1 for b in self.budgets):
-            fail(f"budgets={list(self.budgets)}", "positive token counts", "E.g. budgets: [512, 1024].")
+        if not self.budgets or any(int(b) < 0 for b in self.budgets):
+            fail(f"budgets={list(self.budgets)}", "token counts >= 0 (0: no thinking)", "E.g. budgets: [512, 1024].")
+        if self.thinking_format is not None:
+            from ..tts.formats import FORMATS
+
+            if self.thinking_format not in FORMATS:
+                fail(f"thinking_format={self.thinking_format!r}", sorted(FORMATS), "Name the model's format, e.g. s1.")
+        if self.answer_tokens < 1:
+            fail(f"answer_tokens={self.answer_tokens}", "a positive token count", "E.g. answer_tokens: 4096.")
         if self.samples < 1 or not self.seeds:
             fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
         for model, keys in self.overrides.items():
@@ -221,6 +230,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
     parameters = {**cfg.params, **axes,
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
+                  "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,
                   "calibration": cfg.calibration, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),

@@ -113,6 +113,17 @@ def _band(ax, table: pd.DataFrame, x: str, hue: str | None, y: str = "acc") -> N
             ax.fill_between(group[x], group["ci_low"], group["ci_high"], color=color, alpha=0.12)
 
 
+def budget_axis(ax, budgets) -> None:
+    """Log2 budget axis; with a budget-0 point (no thinking) a symlog axis, linear below the smallest budget."""
+    values = pd.to_numeric(pd.Series(list(budgets)), errors="coerce").dropna()
+    positive = values[values > 0]
+    if (values == 0).any() and not positive.empty:
+        ax.set_xscale("symlog", base=2, linthresh=float(positive.min()))
+    else:
+        ax.set_xscale("log", base=2)
+    ax.set_xlabel("thinking budget (tokens)")
+
+
 def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = None, title: str = "") -> plt.Figure:
     """Accuracy vs thinking budget with 95% CI bands, one line per ``hue`` value, one panel per ``facet``."""
     _require(table, ["budget", "acc"] + [hue] + ([facet] if facet else []), "scaling_curves")
@@ -121,8 +132,7 @@ def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = No
     for ax, panel in zip(axes[0], panels):
         part = table if panel is None else table[table[facet] == panel]
         _band(ax, part, "budget", hue)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("thinking budget (tokens)")
+        budget_axis(ax, part["budget"])
         ax.set_ylabel("accuracy (pass@1)")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(str(panel) if panel is not None else title or "Test-time scaling")
@@ -139,8 +149,7 @@ def thinking_tokens(records: pd.DataFrame, hue: str = "run") -> plt.Figure:
     sns.lineplot(data, x="budget", y="thinking_tokens", hue=hue, marker="o", errorbar=("ci", 95), ax=left)
     sns.lineplot(data, x="budget", y="capped", hue=hue, marker="o", errorbar=None, ax=right, legend=False)
     for ax in (left, right):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("thinking budget (tokens)")
+        budget_axis(ax, records["budget"])
     left.set_ylabel("thinking tokens used (mean, 95% CI)")
     right.set_ylabel("share hitting the budget cap")
     left.legend(fontsize=8, title=hue)

