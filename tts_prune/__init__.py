@@ -22,6 +22,7 @@ _EXPORTS = {
     "prunable_linears": "models.layers",
     "layer_summary": "models.layers",
     "NoDecoderLayersError": "models.layers",
+    "use_threads": "models.runtime",
     # pruning (issue #3)
     "PruneConfig": "pruning.driver",
     "PruneResult": "pruning.driver",

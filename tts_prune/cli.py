@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from .models.runtime import use_threads
+
 COMMANDS = {
     "info": ("tts_prune.models.info", "load a model and print its decoder layers and parameter counts"),
     "prune": ("tts_prune.pruning.driver", "prune a model (magnitude, wanda, sparsegpt, shortgpt) and save it with its recipe"),
@@ -26,18 +28,26 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command)
+        command.add_argument("--threads", default=None, help="torch CPU threads: 'auto' (default: every core this "
+                             "process may use) or a number (1 when other jobs share the cores)")
         command.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import torch
+
+    previous = torch.get_num_threads()  # restored, for callers that run commands in their own process
     try:
+        use_threads(args.threads)
         return int(args._run(args) or 0)
     except (ValueError, FileNotFoundError) as error:
         # Errors of the kit explain themselves; a traceback would bury the message.
         print(f"tts-prune {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        torch.set_num_threads(previous)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 
 from tests._helpers_study import ROOT, smoke_run
 from tts_prune import paths
-from tts_prune.study import grid, runner
+from tts_prune.study import execute, grid
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
@@ -143,3 +143,56 @@ def test_no_gpqa_question_reaches_a_rendered_report(smoke):
     for question in questions:
         snippet = question[:60]
         assert not any(snippet in page for page in pages), "a GPQA question was printed in a report"
+
+
+def test_04_evaluates_the_model_03_saved_and_never_prunes(smoke, tmp_path, monkeypatch):
+    import dataclasses
+    import os
+    import subprocess
+    import sys
+
+    import tts_prune
+
+    called = tmp_path / "prune-was-called"
+    trap = tmp_path / "trap"
+    trap.mkdir()
+    # Every Python started with this PYTHONPATH (the papermill kernel too) gets a pruning function that
+    # leaves a file and raises: 04 must finish without touching it.
+    (trap / "sitecustomize.py").write_text(
+        "import pathlib\nimport tts_prune.pruning.driver as driver\n\n\ndef _trap(*args, **kwargs):\n"
+        f"    pathlib.Path({str(called)!r}).write_text('called')\n"
+        "    raise AssertionError('the pruning function was called')\n\n\ndriver.prune = _trap\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(trap), str(ROOT)]))
+    control = subprocess.run([sys.executable, "-c", "import tts_prune; tts_prune.prune(None, None, None)"],
+                             capture_output=True, text=True, timeout=300)
+    assert "the pruning function was called" in control.stderr and called.exists()  # the trap works
+    called.unlink()
+
+    (source,) = [c for c in smoke["cells"] if c.notebook == "03-pruning"]
+    (cell,) = [c for c in smoke["cells"] if c.notebook == "04-tts-scaling" and c.needs and c.axes["benchmark"] == "gsm8k"]
+    assert cell.needs == (source.key,) and cell.parameters["pruned_model"] == source.parameters["model_out"]
+    recipe = json.loads((Path(source.parameters["model_out"]) / "pruning_recipe.json").read_text())
+    upstream = {source.key: execute.read_marker(source)["output"]}
+    assert upstream[source.key] == recipe["pruned_fingerprint"]  # 03's output, as 04's marker records it
+    assert execute.read_marker(cell)["fingerprint"]["upstream"] == upstream
+    again = dataclasses.replace(cell, output=tmp_path / "reports" / "04.ipynb", parameters={
+        **cell.parameters, "results_dir": str(tmp_path / "records"), "artifacts_dir": str(tmp_path / "artifacts"),
+        "figures_dir": str(tmp_path / "figures")})
+    execute.run_cell(again, show_progress=False, upstream=upstream)
+    assert not called.exists()
+    records = tts_prune.load_results(tmp_path / "records")
+    assert len(records) == len(smoke["study"].budgets) * smoke["study"].limit
+    assert set(records["model_hash"]) == {recipe["pruned_fingerprint"]}  # the very weights 03 saved
+    assert all(r["achieved_sparsity"] == recipe["global_sparsity"] and r["method"] == recipe["method"]
+               for r in records["recipe"])
+
+
+def test_04_refuses_a_pruned_model_saved_with_other_settings(smoke, tmp_path):
+    from tts_prune.study.notebook import evaluated_model
+
+    (source,) = [c for c in smoke["cells"] if c.notebook == "03-pruning"]
+    folder = source.parameters["model_out"]
+    with pytest.raises(ValueError, match=r"sparsity: wanted 0\.3, saved 0\.5; rerun 03-pruning"):
+        evaluated_model(smoke["model"], folder, method="wanda", allocation="owl", sparsity=0.3)
+    with pytest.raises(FileNotFoundError, match="no pruned model at .*run 03-pruning"):
+        evaluated_model(smoke["model"], str(tmp_path / "nothing"), method="wanda", allocation="owl", sparsity=0.5)

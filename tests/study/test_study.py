@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tts_prune import paths
-from tts_prune.study import grid, runner
+from tts_prune.study import execute, grid, runner
 from tts_prune.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +57,37 @@ def test_every_axis_value_is_in_the_path_and_paths_are_unique(tmp_path):
         assert cell.html == cell.output.with_suffix(".html")
 
 
+def test_cells_form_the_dag_that_prunes_once(tmp_path):
+    cfg = _config()
+    cells = grid.expand(cfg, reports=tmp_path / "r", results=tmp_path / "s", figures=tmp_path / "f",
+                        models_out=tmp_path / "m")
+    by_key = {c.key: c for c in cells}
+    assert len(by_key) == len(cells)
+    position = {c.key: i for i, c in enumerate(cells)}
+    for cell in cells:
+        assert all(position[k] < position[cell.key] for k in cell.needs), "the walk order is a topological order"
+        if cell.notebook in ("01-calibration", "02-allocation", "03-pruning"):
+            assert cell.needs == ()
+        if cell.notebook == "03-pruning":
+            assert cell.parameters["save_model"] is True
+    for cell in (c for c in cells if c.notebook == "04-tts-scaling"):
+        if cell.axes["method"] == "dense":
+            assert cell.needs == () and "pruned_model" not in cell.parameters
+            continue
+        (needed,) = cell.needs
+        source = by_key[needed]
+        assert source.notebook == "03-pruning"
+        assert {k: source.axes[k] for k in source.axes} == {k: cell.axes[k] for k in source.axes}
+        assert cell.parameters["pruned_model"] == source.parameters["model_out"]
+        assert Path(source.parameters["model_out"]).is_relative_to(tmp_path / "m")
+    evaluated = [c for c in cells if c.notebook == "04-tts-scaling"]
+    pruned = [c for c in cells if c.notebook == "03-pruning"]
+    readers = {k: sum(k in c.needs for c in evaluated) for k in (c.key for c in pruned)}
+    assert set(readers.values()) == {len(cfg.benchmarks)}  # each pruned model is evaluated on every benchmark
+    (report,) = [c for c in cells if c.notebook == "05-report"]
+    assert set(report.needs) == {c.key for c in pruned + evaluated}
+
+
 def test_colliding_model_names_are_refused(tmp_path):
     with pytest.raises(ValueError, match="would both write"):
         grid.expand(_config(models=("org/model", "org-model")), reports=tmp_path)
@@ -74,9 +105,11 @@ def test_overrides_and_tts_methods(tmp_path):
                              "real": {"notebooks": ["03-pruning", "04-tts-scaling"], "tts_methods": []}})
     cells = grid.expand(cfg, reports=tmp_path)
     toy = [c for c in cells if c.axes.get("model") == "toy"]
-    assert {c.notebook for c in toy} == {"04-tts-scaling"}
-    assert {c.axes["method"] for c in toy} == {"dense", "wanda"}
+    assert {c.axes["method"] for c in toy if c.notebook == "04-tts-scaling"} == {"dense", "wanda"}
     assert {c.axes["sparsity"] for c in toy if c.axes["method"] != "dense"} == {0.5}
+    # 03-pruning is not listed for the toy, yet its two evaluated recipes (wanda x uniform/owl) are pruned there
+    assert sorted((c.axes["method"], c.axes["allocation"]) for c in toy if c.notebook == "03-pruning") == \
+        [("wanda", "owl"), ("wanda", "uniform")]
     real = [c for c in cells if c.axes.get("model") == "real" and c.notebook == "04-tts-scaling"]
     assert {c.axes["method"] for c in real} == {"dense"}
 
@@ -86,10 +119,14 @@ def test_optional_benchmarks_only_when_their_file_exists(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "SHARED_BENCHMARK_DIR", tmp_path / "shared")
     cfg = _config(models=("m",), notebooks=("04-tts-scaling",), benchmarks=("toy-reasoning",),
                   optional_benchmarks=("aime24",))
-    assert {c.axes["benchmark"] for c in grid.expand(cfg, reports=tmp_path)} == {"toy-reasoning"}
+
+    def benchmarks():
+        return {c.axes["benchmark"] for c in grid.expand(cfg, reports=tmp_path) if c.notebook == "04-tts-scaling"}
+
+    assert benchmarks() == {"toy-reasoning"}
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "aime24.jsonl").write_text("{}\n")
-    assert {c.axes["benchmark"] for c in grid.expand(cfg, reports=tmp_path)} == {"toy-reasoning", "aime24"}
+    assert benchmarks() == {"toy-reasoning", "aime24"}
 
 
 def test_study_files_load_and_bad_ones_explain_themselves(tmp_path):
@@ -157,7 +194,7 @@ def test_run_writes_notebooks_html_index_and_skips_done_cells(tmp_path):
         written = json.loads((Path(cell.parameters["artifacts_dir"]) / "params.json").read_text())
         assert written == {"model": "m", "method": cell.axes["method"], "allocation": "uniform", "sparsity": 0.3,
                            "budgets": [4, 8]}
-        assert cell.output.exists() and cell.html.exists() and runner.is_done(cell, notebooks / "03-pruning.ipynb")
+        assert cell.output.exists() and cell.html.exists() and execute.is_done(cell, notebooks / "03-pruning.ipynb")
         assert f"wrote {cell.axes['method']}" in cell.html.read_text()
     index = (tmp_path / "reports" / "index.html").read_text()
     for cell in cells:

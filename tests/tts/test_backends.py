@@ -35,9 +35,6 @@ class HFEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.context = self.model.config.max_position_embeddings  # vLLM's max_model_len
 
-    def get_tokenizer(self):
-        return self.tokenizer
-
     def generate(self, prompts_ids, requests):
         outs = []
         eos = self.tokenizer.eos_token_id
@@ -179,3 +176,34 @@ def test_vllm_stops_on_every_generation_config_eos(pair, tmp_path):
         assert {tok.eos_token_id, tok.convert_tokens_to_ids("</think>")} <= backend.stops
     finally:
         model.generation_config.eos_token_id = tok.eos_token_id
+
+
+def test_a_model_directory_given_by_path_is_fingerprinted_from_its_weights(pair, tmp_path):
+    from tts_prune.tts.backends import resolve_artifact
+
+    model, tok = pair
+    sparse = pruned(model)
+    sparse.generation_config.eos_token_id = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    sparse.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    artifact = resolve_artifact(str(tmp_path / "m"))
+    assert artifact.path == tmp_path / "m" and artifact.fingerprint == model_fingerprint(sparse)
+    assert set(artifact.eos_token_ids) == {tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")}
+    backend = open_backend("vllm", str(tmp_path / "m"), engine=HFEngine)
+    assert backend.fingerprint == model_fingerprint(sparse) and backend.stops >= set(artifact.eos_token_ids)
+
+
+def test_data_parallel_replicas_answer_like_one_engine(pair, tmp_path):
+    # Two engine processes (vLLM refuses data_parallel_size > 1 inside one LLM); requests dealt round-robin.
+    model, tok = pair
+    fmt, config = S1_LIKE, DecodingConfig(answer_tokens=6, waits=1)
+    one = vllm_on(pair, tmp_path).sweep(prompts(tok, fmt), [0] * 8, [5, 30], fmt, config)
+    backend = vllm_on(pair, tmp_path, data_parallel_size=2)
+    try:
+        two = backend.sweep(prompts(tok, fmt), [0] * 8, [5, 30], fmt, config)
+        assert len(backend.engine.workers) == 2
+    finally:
+        backend.close()
+    assert two == one
+    with pytest.raises(ValueError, match="data_parallel_size=0"):
+        vllm_on(pair, tmp_path, data_parallel_size=0)

@@ -4,6 +4,11 @@ A study file declares the grid (models, methods, allocations, sparsities, budget
 samples, seeds, backend); ``expand`` turns it into cells, one per (notebook, value of each axis that
 notebook varies over), each writing under a path built from *every* axis value, so two cells can
 never write the same file and an input notebook is never overwritten.
+
+The cells form a DAG (``Cell.needs``): a pruned 04-tts-scaling cell evaluates the model that the
+03-pruning cell of the same (model, method, allocation, sparsity) saved, so it needs that cell (and the
+03 cell is part of the study even where 03-pruning is not listed); the dense baseline, 01 and 02 need
+nothing; 05-report needs every 03 and 04 cell (it reads their results and tables).
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from .. import paths
+from ..models.runtime import AUTO, resolve_threads
 
 # Which grid axes each notebook varies over (its other parameters are passed unchanged to every cell).
 # Order is the order of the walk; a notebook with no axis runs once per study.
@@ -28,6 +34,9 @@ NOTEBOOK_AXES: dict[str, tuple[str, ...]] = {
     "05-report": (),
 }
 DENSE = "dense"  # the unpruned baseline of 04-tts-scaling: one cell per (model, benchmark)
+# The DAG: 03 saves a pruned model, 04 evaluates it, 05 summarises; RECIPE_AXES tie a 04 cell to its 03 cell.
+PRODUCER, CONSUMER, SUMMARY = "03-pruning", "04-tts-scaling", "05-report"
+RECIPE_AXES = ("model", "method", "allocation", "sparsity")
 STRUCTURED_METHODS = ("shortgpt",)  # layer removal: allocation does not apply, only "uniform" is run
 
 
@@ -85,6 +94,12 @@ class StudyConfig:
             fail(f"answer_tokens={self.answer_tokens}", "a positive token count", "E.g. answer_tokens: 4096.")
         if self.samples < 1 or not self.seeds:
             fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
+        if "threads" in self.params:
+            try:
+                resolve_threads(self.params["threads"])
+            except ValueError as error:
+                fail(f"params.threads={self.params['threads']!r}", "'auto' or a positive integer",
+                     f"'auto' uses every core this process may use; 1 suits a shared machine. ({error})")
         for model, keys in self.overrides.items():
             unknown = set(keys) - set(GRID_KEYS)
             if model not in self.models or unknown:
@@ -137,6 +152,12 @@ class Cell:
     axes: dict             # the axis values that identify this cell
     parameters: dict       # everything papermill injects
     output: Path           # executed notebook (.ipynb); the HTML sits beside it
+    needs: tuple[str, ...] = ()  # keys of the cells whose outputs this one reads
+
+    @property
+    def key(self) -> str:
+        """The cell's identity in the DAG: ``<notebook>/<k=v__...>`` (its output path, study-relative)."""
+        return f"{self.notebook}/{self.output.stem}"
 
     @property
     def html(self) -> Path:
@@ -208,11 +229,13 @@ def expand(study: StudyConfig, reports: Path | None = None, results: Path | None
             continue
         for model in study.models:
             cfg = study.for_model(model)
-            if notebook not in cfg.notebooks:
-                continue
-            for row in _axis_values(cfg, notebook):
+            rows = _axis_values(cfg, notebook) if notebook in cfg.notebooks else []
+            if notebook == PRODUCER:  # the recipes a 04 cell evaluates are pruned here, listed or not
+                rows += [r for r in _needed_recipes(cfg) if r not in rows]
+            for row in rows:
                 cells.append(_cell(study, cfg, notebook, {"model": model, **row}, reports, results, figures,
                                    models_out, show_progress))
+    cells = _link(cells)
     seen: dict[Path, Cell] = {}
     for cell in cells:
         if cell.output in seen:
@@ -222,12 +245,37 @@ def expand(study: StudyConfig, reports: Path | None = None, results: Path | None
     return cells
 
 
+def _needed_recipes(cfg: StudyConfig) -> list[dict]:
+    if CONSUMER not in cfg.notebooks:
+        return []
+    rows = [{k: r[k] for k in RECIPE_AXES if k != "model"} for r in _axis_values(cfg, CONSUMER) if r["method"] != DENSE]
+    return list({tuple(r.items()): r for r in rows}.values())
+
+
+def _link(cells: list[Cell]) -> list[Cell]:
+    """Set ``needs``: pruned 04 -> its 03 cell (and its ``pruned_model`` = that cell's ``model_out``);
+    05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it."""
+    producers = {tuple(c.axes[k] for k in RECIPE_AXES): c for c in cells if c.notebook == PRODUCER}
+    linked = []
+    for cell in cells:
+        if cell.notebook == PRODUCER:
+            cell = dataclasses.replace(cell, parameters={**cell.parameters, "save_model": True})
+        elif cell.notebook == CONSUMER and cell.axes["method"] != DENSE:
+            source = producers[tuple(cell.axes[k] for k in RECIPE_AXES)]
+            cell = dataclasses.replace(cell, needs=(source.key,),
+                                       parameters={**cell.parameters, "pruned_model": source.parameters["model_out"]})
+        elif cell.notebook == SUMMARY:
+            cell = dataclasses.replace(cell, needs=tuple(c.key for c in cells if c.notebook in (PRODUCER, CONSUMER)))
+        linked.append(cell)
+    return linked
+
+
 def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, show_progress) -> Cell:
     output = cell_path(reports, study.name, notebook, axes)
     if output.resolve().parent == paths.NOTEBOOKS_DIR.resolve():
         raise ValueError(f"output {output} would overwrite an input notebook; use a reports folder")
     rel = output.relative_to(reports / study.name).with_suffix("")
-    parameters = {**cfg.params, **axes,
+    parameters = {"threads": AUTO, **cfg.params, **axes,  # a study without params.threads uses every core
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,

@@ -1,6 +1,8 @@
-"""Helpers the notebooks call: output folders and the calibration / held-out token ids."""
+"""Helpers the notebooks call: output folders, the calibration / held-out token ids, and the model that
+04-tts-scaling evaluates (the one 03-pruning saved, never pruned a second time)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .. import paths
@@ -9,6 +11,52 @@ from .. import paths
 def output_dir(given: str, default: Path) -> Path:
     """A notebook's output folder: the runner's (``given``) or, run by hand, a ``lab`` default."""
     return paths.ensure(Path(given) if given else Path(default))
+
+
+def pruned_model_dir(given: str, method: str, allocation: str, sparsity: float) -> Path:
+    """Where 03-pruning saves a pruned model and 04-tts-scaling reads it: the runner's path (``given``) or,
+    run by hand, ``models/pruned/lab/<method>-<allocation>-<sparsity>`` (so 03 then 04 in the lab match)."""
+    return Path(given) if given else paths.MODELS_DIR / "pruned" / "lab" / f"{method}-{allocation}-{sparsity}"
+
+
+# The recipe fields stored with every evaluation record (``evaluate(recipe=...)``): they are part of its key.
+_RECORD_RECIPE = ("method", "allocation", "sparsity")
+
+
+def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **expected):
+    """(net, tokenizer, recipe) for 04-tts-scaling: ``model`` itself when ``expected["method"]`` is "dense",
+    else the model 03-pruning saved in ``pruned_model`` (see ``pruned_model_dir``).
+
+    ``expected`` holds the pruning settings this cell asks for (method, allocation, sparsity, calibration,
+    nsamples, seqlen, ...); each must equal the saved ``pruning_recipe.json``'s ``config``, and the loaded
+    weights must have the recipe's ``pruned_fingerprint``, so a stale or foreign directory is refused
+    instead of evaluated under the wrong label. ``recipe`` is what the records store: method, allocation,
+    sparsity, achieved_sparsity, removed_layers, calibration, nsamples, seqlen.
+    """
+    from ..models.loading import load_model, model_fingerprint
+
+    if expected.get("method") == "dense":
+        net, tokenizer = load_model(model, dtype=dtype)
+        return net, tokenizer, {"method": "dense", "allocation": "uniform", "sparsity": 0.0}
+    folder = pruned_model_dir(pruned_model, *(expected.get(k) for k in _RECORD_RECIPE))
+    recipe_file = folder / "pruning_recipe.json"
+    if not recipe_file.is_file():
+        raise FileNotFoundError(f"no pruned model at {folder} (no pruning_recipe.json); run 03-pruning with "
+                                f"{expected} and save_model=True first, or pass pruned_model=<its model_out>")
+    saved = json.loads(recipe_file.read_text())
+    wrong = {k: (v, saved["config"].get(k)) for k, v in expected.items() if saved["config"].get(k) != v}
+    if wrong:
+        raise ValueError(f"{folder} was pruned with other settings: " + ", ".join(
+            f"{k}: wanted {a!r}, saved {b!r}" for k, (a, b) in wrong.items()) + "; rerun 03-pruning for this recipe")
+    net, tokenizer = load_model(folder, dtype=dtype)
+    if model_fingerprint(net) != saved["pruned_fingerprint"]:
+        raise ValueError(f"the weights in {folder} do not match its pruning_recipe.json (fingerprint "
+                         f"{model_fingerprint(net)} vs {saved['pruned_fingerprint']}); it was changed after "
+                         "saving or loaded in another dtype: rerun 03-pruning, and give 03 and 04 the same dtype")
+    config = saved["config"]
+    return net, tokenizer, {**{k: config[k] for k in _RECORD_RECIPE}, "achieved_sparsity": saved["global_sparsity"],
+                            "removed_layers": saved["removed_layers"], "calibration": config["calibration"],
+                            "nsamples": config["nsamples"], "seqlen": config["seqlen"]}
 
 
 def _toy_texts(tokenizer, nsamples: int, seed: int) -> list[str]:

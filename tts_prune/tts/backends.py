@@ -97,7 +97,8 @@ def release(model) -> None:
 def resolve_artifact(reference: str) -> ModelArtifact:
     """The artifact of a model reference: an embedded name, a local directory, or a hub id (its snapshot).
 
-    A directory without a declared fingerprint is loaded once with transformers to compute it."""
+    A directory without a declared fingerprint is loaded once with transformers, in the dtype it stores (as vLLM's
+    ``dtype="auto"`` does), to compute it."""
     from transformers import GenerationConfig
 
     from ..models.embedded import EMBEDDED, embedded_model_dir
@@ -116,9 +117,11 @@ def resolve_artifact(reference: str) -> ModelArtifact:
         directory = Path(snapshot_download(reference))
     fingerprint = recorded_fingerprint(directory)
     if fingerprint is None:
-        from ..models.loading import load_model, model_fingerprint
+        from transformers import AutoModelForCausalLM
 
-        model, _ = load_model(str(directory), dtype="auto", device="cpu")
+        from ..models.loading import model_fingerprint
+
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype="auto")
         fingerprint = model_fingerprint(model)
         del model
     try:

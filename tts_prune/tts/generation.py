@@ -1,14 +1,14 @@
 """The transformers backend: batched budget-forced generation with an incremental budget sweep.
 
 For budgets B1 < ... < Bk the thinking trace is generated ONCE, up to Bk tokens, and the answer is
-branched off at every Bi from a copy of the KV cache at that point (s1's budget forcing, arXiv
-2501.19393): the format's forced end (s1: ``[\\n]<|im_start|>answer\\nFinal Answer:``) is appended and the
-answer is decoded with its own budget (``answer_tokens``, thousands by default, or until a stop token).
-A row that ends its thinking by itself after t tokens goes on into its own answer (in the s1 format
-after the forced ``<|im_start|>answer``, as s1 does); its record is the same "natural stop" record at
-every budget B > t, exactly what a separate run at B would produce. Rows advance in lockstep, one token
-per step, so for all rows the cache column of thinking token j is P + j (P: left-padded prompt length)
-and one snapshot per budget serves the batch.
+branched off at every Bi (s1's budget forcing, arXiv 2501.19393): the row is forked (its KV cache rows
+copied, ``tts_prune.tts.rows``), the fork is fed the format's forced end (s1:
+``[\\n]<|im_start|>answer\\nFinal Answer:``) and decodes the answer with its own budget (``answer_tokens``,
+thousands by default, or until a stop token) while the thinking rows go on in the same batch. A row that
+ends its thinking by itself after t tokens goes on into its own answer (in the s1 format after the forced
+``<|im_start|>answer``, as s1 does); its record is the same "natural stop" record at every budget B > t,
+exactly what a separate run at B would produce. Rows advance in lockstep, one token per step, so all rows
+share one column count; rows that finish leave the batch.
 
 Extension mode and minimum thinking follow s1's ``vllm_causallms.py``: an attempt to end the thinking
 (the end delimiter's first token or an end-of-turn token) is dropped and the exact text "Wait" is fed
@@ -20,15 +20,17 @@ by (seed, budget) for a branched answer), so a row's tokens do not depend on its
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 
+from .attention import grouped_attention
 from .formats import ThinkingFormat, cap_prefix, wait_text
+from .rows import RowBatch
 
 THINK, ANSWER, DONE = 0, 1, 2  # row states in the decode loop
+MIN_ROWS = 4  # forward calls never have fewer rows (see sweep_batch: batch-independent rounding)
 DEFAULT_ANSWER_TOKENS = 4096  # s1 leaves the answer thousands of tokens (max_gen_toks 2048 for MATH, 32768 for AIME)
 
 
@@ -184,13 +186,6 @@ def answer_seed(seed: int, budget: int) -> int:
     return int(seed) * 1_000_003 + int(budget)
 
 
-def _forward(model, ids: torch.Tensor, mask: torch.Tensor, cache):
-    # Left padding: positions count real tokens only, so each row sees the positions of an unpadded run.
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1]:]
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
-    return out.logits[:, -1, :], out.past_key_values
-
-
 def _answer_limit(model, config: DecodingConfig, used: int) -> int:
     """The answer budget; ``None`` (until a stop token) is what the context leaves after ``used`` tokens
     (vLLM's ``max_tokens=None``: up to ``max_model_len``)."""
@@ -200,21 +195,23 @@ def _answer_limit(model, config: DecodingConfig, used: int) -> int:
 
 
 class _Row:
-    """Mutable per-row state of the decode loop."""
+    """Mutable state of one row of the decode loop: a thinking trace, or an answer branched off one."""
 
-    def __init__(self, generator):
-        self.state = THINK
+    def __init__(self, generator, state: int = THINK, owner: tuple[int, int] | None = None):
+        self.state = state
         self.generator = generator
+        self.owner = owner            # (prompt row, budget) of a branched answer; None for a thinking row
         self.thinking: list[int] = []
         self.answer: list[int] = []
-        self.forced: list[int] = []   # tokens to emit instead of sampling ("Wait", s1's "<|im_start|>answer")
-        self.forced_end: list[int] = []  # what followed the natural stop
+        self.forced: list[int] = []   # tokens to emit instead of sampling ("Wait", a forced end of thinking)
+        self.forced_end: list[int] = []  # what was forced between thinking and answer
         self.fresh = True             # no token sampled since the start or the last "Wait" (s1: min_tokens=1)
         self.waits = 0
         self.wait_starts: list[int] = []  # thinking positions where a forced "Wait" begins
         self.natural_at: int | None = None  # thinking length when the model ended thinking by itself
         self.answer_capped = False
         self.limit = 0                # the answer budget once the row is answering
+        self.prompt_length = 0        # real (unpadded) prompt tokens
 
 
 def _suppress(logits: torch.Tensor, rows: list[_Row], config: DecodingConfig, ends: list[int]) -> torch.Tensor:
@@ -228,130 +225,143 @@ def _suppress(logits: torch.Tensor, rows: list[_Row], config: DecodingConfig, en
     return logits
 
 
-def _decode_answers(model, cache, mask, logits, gens, config, stops, pad_id, limits) -> list[tuple[list[int], bool]]:
-    """Decode up to ``limits[r]`` tokens per row from (logits, cache); stop at a stop token. (ids, capped) per row."""
-    answers: list[list[int]] = [[] for _ in gens]
-    done, capped = [False] * len(gens), [False] * len(gens)
-    while True:
-        nxt = sample_next(logits, config, gens).tolist()
-        for r, token in enumerate(nxt):
-            if done[r]:
-                continue
-            if token in stops:
-                done[r] = True
+class _Rules:
+    """What the loop needs to know about the tokenizer and format: stops, triggers, forced texts, limits."""
+
+    def __init__(self, model, tokenizer, fmt: ThinkingFormat, config: DecodingConfig):
+        self.tokenizer, self.fmt, self.config = tokenizer, fmt, config
+        self.stops = stop_token_ids(model, tokenizer)
+        self.triggers = end_trigger_ids(tokenizer, fmt, self.stops)
+        self.ends = sorted(self.triggers | self.stops)
+        self.answer_stops = answer_stop_ids(tokenizer, fmt, self.stops)
+        self.wait_ids = encode(tokenizer, wait_text(fmt))
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stops)
+        self.model = model
+
+    def advance(self, row: _Row, token: int | None) -> int:
+        """Apply the sampled ``token`` (None: not drawn, the row has forced tokens) to ``row``; the token to feed
+        (forced, or ``pad_id`` once the row is done)."""
+        if row.state == THINK:
+            if row.forced:
+                token = row.forced.pop(0)
+            elif token in self.triggers or token in self.stops:
+                if row.waits < self.config.waits:
+                    row.wait_starts.append(len(row.thinking))
+                    row.waits += 1  # s1 extension: drop the end of thinking, think on after "Wait"
+                    row.forced = list(self.wait_ids)
+                    token = row.forced.pop(0)
+                    row.fresh = True
+                else:  # the model ends its thinking (or its turn)
+                    row.natural_at = len(row.thinking)
+                    follow = natural_end_ids(self.tokenizer, self.fmt, token, self.triggers)
+                    row.state = DONE if follow is None else ANSWER
+                    row.forced_end = follow or []
+                    row.forced = list(follow or [])
+                    row.limit = _answer_limit(self.model, self.config, row.prompt_length + len(row.thinking)
+                                              + len(row.forced))
+                    token = row.forced.pop(0) if row.forced else token
             else:
-                answers[r].append(token)
-                done[r] = capped[r] = len(answers[r]) >= limits[r]
-        if all(done):
-            break
-        feed = torch.tensor([[t if not d else pad_id] for t, d in zip(nxt, done)], device=mask.device)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        logits, cache = _forward(model, feed, mask, cache)
-    return list(zip(answers, capped))
+                row.fresh = False
+            if row.natural_at is None:
+                row.thinking.append(token)
+        elif row.state == ANSWER:
+            if row.forced:
+                token = row.forced.pop(0)
+            elif token in self.answer_stops:
+                row.state = DONE
+            else:
+                row.answer.append(token)
+                if len(row.answer) >= row.limit:
+                    row.state, row.answer_capped = DONE, True
+        return token if row.state != DONE else self.pad_id
 
 
-def _branch(model, cache, mask, lengths, logits, rows_at, suffixes, seeds, budget, config, stops, pad_id):
-    """Answers of rows ``rows_at`` capped at ``budget``: a copy of the cache + each row's forced end, then decode.
-
-    Suffixes of different lengths (s1's newline is conditional) are left-padded with masked pad tokens."""
-    device = mask.device
-    branch_cache = copy.deepcopy(cache)
-    branch_cache.batch_select_indices(torch.tensor(rows_at, device=device))
-    branch_mask = mask[rows_at]
-    branch_logits = logits[rows_at]
-    width = max(len(s) for s in suffixes)
-    if width:
-        ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in suffixes], device=device)
-        pad_mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in suffixes], dtype=mask.dtype,
-                                device=device)
-        branch_mask = torch.cat([branch_mask, pad_mask], dim=1)
-        branch_logits, branch_cache = _forward(model, ids, branch_mask, branch_cache)
-    gens = [_generator(answer_seed(seeds[r], budget), device) for r in rows_at]
-    limits = [_answer_limit(model, config, int(lengths[r]) + budget + len(s)) for r, s in zip(rows_at, suffixes)]
-    return _decode_answers(model, branch_cache, branch_mask, branch_logits, gens, config, stops, pad_id, limits)
+def _tokenize_left(tokenizer, prompts: list[str], device):
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    finally:
+        tokenizer.padding_side = side
 
 
 @torch.no_grad()
 def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets, fmt: ThinkingFormat,
                 config: DecodingConfig, indices: list[int] | None = None) -> list[Generation]:
-    """Budget-forced generation for one batch of rows (prompt, seed) at every budget, thinking shared."""
+    """Budget-forced generation for one batch of rows (prompt, seed) at every budget, thinking shared.
+
+    All rows, thinking and answering, run in one lockstep batch (``RowBatch``): at a budget every row
+    still thinking is forked into an answer row whose next tokens are the forced end of thinking, and
+    rows leave the batch when they finish. The batch never has fewer than ``MIN_ROWS`` rows (finished
+    rows stay as ballast): CPU matmul kernels round a row the same way for any row count from 4 up, but
+    not below, so a row's logits do not depend on how many other rows share its batch (checked by
+    ``tests/tts/test_rows.py``), and a sweep equals separate runs at each budget. Memory: the KV cache holds
+    (rows thinking + answers still decoding) x the longest row's columns; the previous loop held at most
+    twice the thinking rows' cache (one deep copy at a time). Answers that run longer than the gap between
+    budgets therefore overlap and raise the peak: lower ``batch_size`` when that does not fit.
+    """
     budgets = check_budgets(budgets)
     device = next(model.parameters()).device
-    stops = stop_token_ids(model, tokenizer)
-    triggers = end_trigger_ids(tokenizer, fmt, stops)
-    ends = sorted(triggers | stops)
-    in_answer_stops = answer_stop_ids(tokenizer, fmt, stops)
-    wait_ids = encode(tokenizer, wait_text(fmt))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(stops))
+    rules = _Rules(model, tokenizer, fmt, config)
     indices = list(range(len(prompts))) if indices is None else indices
-
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    finally:
-        tokenizer.padding_side = side
-    mask = batch["attention_mask"]
-    logits, cache = _forward(model, batch["input_ids"], mask, None)
+    n = len(prompts)
+    ballast = max(0, MIN_ROWS - n)
+    batch = _tokenize_left(tokenizer, list(prompts) + [prompts[-1]] * ballast, device)
     rows = [_Row(_generator(seed, device)) for seed in seeds]
-    lengths = mask.sum(-1).tolist()  # real prompt length per row
-    branched: dict[tuple[int, int], tuple[list[int], bool, list[int]]] = {}
-    step = 0  # thinking tokens generated and fed so far (every row advances together)
-    while True:
-        thinking_rows = [r for r, row in enumerate(rows) if row.state == THINK]
-        if step in budgets and thinking_rows:
-            suffixes = [forced_end_ids(tokenizer, fmt, rows[r].thinking) for r in thinking_rows]
-            answers = _branch(model, cache, mask, lengths, logits, thinking_rows, suffixes, seeds, step, config,
-                              in_answer_stops, pad_id)
-            for r, suffix, (answer, capped) in zip(thinking_rows, suffixes, answers):
-                branched[(r, step)] = (answer, capped, suffix)
-        if step >= budgets[-1]:
-            for r in thinking_rows:
-                rows[r].state = DONE
-        if all(row.state == DONE for row in rows):
-            break
-        sampled = sample_next(_suppress(logits, rows, config, ends), config, [row.generator for row in rows]).tolist()
-        feed = []
-        for r, (row, token) in enumerate(zip(rows, sampled)):
-            if row.state == THINK:
-                if row.forced:
-                    token = row.forced.pop(0)
-                elif token in triggers or token in stops:
-                    if row.waits < config.waits:
-                        row.wait_starts.append(len(row.thinking))
-                        row.waits += 1  # s1 extension: drop the end of thinking, think on after "Wait"
-                        row.forced = list(wait_ids)
-                        token = row.forced.pop(0)
-                        row.fresh = True
-                    else:  # the model ends its thinking (or its turn)
-                        row.natural_at = len(row.thinking)
-                        follow = natural_end_ids(tokenizer, fmt, token, triggers)
-                        row.state = DONE if follow is None else ANSWER
-                        row.forced_end = follow or []
-                        row.forced = list(follow or [])
-                        row.limit = _answer_limit(model, config, int(lengths[r]) + len(row.thinking)
-                                                  + len(row.forced))
-                        token = row.forced.pop(0) if row.forced else token
-                else:
-                    row.fresh = False
-                if row.natural_at is None:
-                    row.thinking.append(token)
-            elif row.state == ANSWER:
-                if row.forced:
-                    token = row.forced.pop(0)
-                elif token in in_answer_stops:
-                    row.state = DONE
-                else:
-                    row.answer.append(token)
-                    if len(row.answer) >= row.limit:
-                        row.state, row.answer_capped = DONE, True
-            feed.append(token if row.state != DONE else pad_id)
-        step += 1
-        if all(row.state == DONE for row in rows):
-            break
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        logits, cache = _forward(model, torch.tensor(feed, device=device)[:, None], mask, cache)
+    for row, length in zip(rows, batch["attention_mask"].sum(-1).tolist()):
+        row.prompt_length = length
+    slots = rows + [_Row(None, state=DONE) for _ in range(ballast)]  # the row in each batch position
+    branches: list[_Row] = []
+    columns = batch["input_ids"].shape[1] + budgets[-1] + min(config.answer_tokens or 256, 256) + 8
+    with grouped_attention(model):
+        lockstep = RowBatch(model, columns_hint=columns)
+        logits = lockstep.prefill(batch["input_ids"], batch["attention_mask"])
+        step = 0  # thinking tokens generated and fed so far (every thinking row advances together)
+        while True:
+            thinking = [i for i, row in enumerate(slots) if row.state == THINK]
+            if step in budgets and thinking:
+                lockstep.fork(thinking)
+                logits = torch.cat([logits, logits[thinking]])
+                for i in thinking:
+                    parent = rows.index(slots[i])
+                    branch = _Row(_generator(answer_seed(seeds[parent], step), device), ANSWER, (parent, step))
+                    branch.forced_end = forced_end_ids(tokenizer, fmt, slots[i].thinking)
+                    branch.forced = list(branch.forced_end)
+                    branch.prompt_length = rows[parent].prompt_length
+                    branch.limit = _answer_limit(model, config, branch.prompt_length + step + len(branch.forced_end))
+                    slots.append(branch)
+                    branches.append(branch)
+            if step >= budgets[-1]:
+                for i in thinking:
+                    slots[i].state = DONE
+            live = [i for i, row in enumerate(slots) if row.state != DONE]
+            if not live:
+                break
+            # Thinking rows draw at every step (also while "Wait" is forced); a branched answer draws once its
+            # forced end has been fed (as the loop did before answers joined the batch: sampled records are unchanged).
+            drawn = [i for i in live if not (slots[i].owner is not None and slots[i].forced)]
+            sampled = {}
+            if drawn:
+                drawn_rows = [slots[i] for i in drawn]
+                scores = logits if len(drawn) == len(slots) else logits[drawn]  # (rows drawn, vocab)
+                tokens = sample_next(_suppress(scores, drawn_rows, config, rules.ends), config,
+                                     [row.generator for row in drawn_rows])
+                sampled = dict(zip(drawn, tokens.tolist()))
+            feed = [rules.pad_id] * len(slots)
+            for i in live:
+                feed[i] = rules.advance(slots[i], sampled.get(i))
+            if all(slots[i].state == DONE for i in live):
+                break
+            keep = [i for i, row in enumerate(slots) if row.state != DONE]
+            if len(keep) < len(slots) and len(slots) > MIN_ROWS:  # finished rows leave the batch
+                keep += [i for i, row in enumerate(slots) if row.state == DONE][:max(0, MIN_ROWS - len(keep))]
+                keep.sort()
+                lockstep.keep(keep)
+                slots, feed = [slots[i] for i in keep], [feed[i] for i in keep]
+            logits = lockstep.step(torch.tensor(feed, device=device))
+            step += 1
 
+    branched = {branch.owner: branch for branch in branches}
     results = []
     for r, row in enumerate(rows):
         for budget in budgets:
@@ -361,7 +371,8 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
                 answer_capped, forced_ids = row.answer_capped, row.forced_end
             else:
                 think_ids = row.thinking[:budget]
-                answer_ids, answer_capped, forced_ids = branched[(r, budget)]
+                branch = branched[(r, budget)]
+                answer_ids, answer_capped, forced_ids = branch.answer, branch.answer_capped, branch.forced_end
                 waits = sum(start < budget for start in row.wait_starts)
             results.append(Generation(
                 index=indices[r], seed=int(seeds[r]), budget=budget,

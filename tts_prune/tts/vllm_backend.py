@@ -11,11 +11,13 @@ prompt is prompt + thinking[:B] + the forced end, so vLLM's automatic prefix cac
 shared KV blocks (Kwon et al., PagedAttention, arXiv 2309.06180). Per-request ``SamplingParams(seed=...)``
 make sampled traces reproducible; greedy records equal the transformers backend's token for token.
 
-The engine sits behind a two-method interface (``generate(token_lists, requests)``, ``get_tokenizer()``)
-so the request logic is tested on CPU without vLLM by an engine that answers with transformers.
+The engine sits behind a small interface (``generate(token_lists, requests)``, ``close()``) so the request
+logic is tested on CPU without vLLM by an engine that answers with transformers. ``data_parallel_size``
+> 1 runs that many engine processes on disjoint GPUs (``DataParallelEngine``).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .formats import ThinkingFormat, wait_text
@@ -42,19 +44,13 @@ class Request:
 class VLLMEngine:
     """``vllm.LLM`` behind the engine interface: token-id prompts in, generated token ids out."""
 
-    def __init__(self, path: str, tensor_parallel_size: int = 1, data_parallel_size: int = 1, dtype: str = "auto",
-                 **engine_kwargs):
+    def __init__(self, path: str, tensor_parallel_size: int = 1, dtype: str = "auto", **engine_kwargs):
         try:
             from vllm import LLM
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError(INSTALL_HINT) from error
-        if data_parallel_size > 1:
-            engine_kwargs["data_parallel_size"] = data_parallel_size
         self.llm = LLM(model=path, tokenizer=path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                        enable_prefix_caching=True, seed=0, **engine_kwargs)
-
-    def get_tokenizer(self):
-        return self.llm.get_tokenizer()
 
     def generate(self, prompts_ids: list[list[int]], requests: list[Request]) -> list[list[int]]:
         from vllm import SamplingParams
@@ -71,6 +67,69 @@ class VLLMEngine:
         del self.llm
 
 
+def _serve(conn, factory, path: str, devices: str | None) -> None:
+    """One data-parallel replica: its own process and GPUs, answering ``generate`` calls until told to stop."""
+    import os
+
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    engine = factory(path)
+    while (message := conn.recv()) is not None:
+        try:
+            conn.send(engine.generate(*message))
+        except Exception as error:  # sent back and raised in the parent, with the replica's message
+            conn.send(RuntimeError(f"data-parallel replica on devices {devices}: {error!r}"))
+    engine.close()
+
+
+class DataParallelEngine:
+    """``replicas`` engines, one process each, on disjoint GPU sets of ``gpus_per_replica``.
+
+    vLLM's ``LLM(data_parallel_size>1)`` refuses to run in one process (it points to a multi-process example),
+    so the replicas are separate processes here; requests are dealt round-robin (interleaved, as s1's harness
+    distributes them, which balances prompt lengths) and the outputs put back in request order.
+    """
+
+    def __init__(self, path: str, replicas: int, factory, gpus_per_replica: int = 1):
+        import multiprocessing
+        import os
+
+        import torch
+
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+        if gpus and len(gpus) < replicas * gpus_per_replica:
+            raise ValueError(f"data_parallel_size={replicas} x tensor_parallel_size={gpus_per_replica} needs "
+                             f"{replicas * gpus_per_replica} GPUs, {len(gpus)} are visible; lower one of them")
+        context = multiprocessing.get_context("spawn")
+        self.workers = []
+        for i in range(replicas):
+            devices = ",".join(gpus[i * gpus_per_replica:(i + 1) * gpus_per_replica]) if gpus else None
+            parent, child = context.Pipe()
+            process = context.Process(target=_serve, args=(child, factory, path, devices), daemon=True)
+            process.start()
+            self.workers.append((process, parent))
+
+    def generate(self, prompts_ids: list[list[int]], requests: list[Request]) -> list[list[int]]:
+        shares = [list(range(i, len(prompts_ids), len(self.workers))) for i in range(len(self.workers))]
+        for (_, conn), share in zip(self.workers, shares):
+            conn.send(([prompts_ids[j] for j in share], [requests[j] for j in share]))
+        outs: list = [None] * len(prompts_ids)
+        for (_, conn), share in zip(self.workers, shares):
+            answer = conn.recv()
+            if isinstance(answer, BaseException):
+                raise answer
+            for j, ids in zip(share, answer):
+                outs[j] = ids
+        return outs
+
+    def close(self) -> None:
+        for process, conn in self.workers:
+            conn.send(None)
+            process.join(timeout=120)
+        self.workers = []
+
+
 class VLLMBackend:
     """Budget sweeps on a vLLM engine that loads a model artifact (``backends.ModelArtifact``).
 
@@ -82,9 +141,12 @@ class VLLMBackend:
     name = "vllm"
 
     def __init__(self, fingerprint: str, tokenizer, eos_token_ids, prepare, engine=None, chunk_rows: int = 256,
-                 **engine_options):
+                 data_parallel_size: int = 1, **engine_options):
+        if data_parallel_size < 1:
+            raise ValueError(f"data_parallel_size={data_parallel_size} must be >= 1 (engine replicas)")
         self.fingerprint, self.tokenizer = fingerprint, tokenizer
         self.chunk_rows = int(chunk_rows)
+        self.data_parallel_size = int(data_parallel_size)
         self._prepare, self._factory, self._options = prepare, engine, engine_options
         self.artifact = None
         self._engine = None
@@ -100,8 +162,12 @@ class VLLMBackend:
             if self.artifact.fingerprint != self.fingerprint:
                 raise RuntimeError(f"artifact {self.artifact.path} holds weights {self.artifact.fingerprint}, not "
                                    f"{self.fingerprint}; delete the directory so it is saved again")
-            factory = self._factory or (lambda path: VLLMEngine(path, **self._options))
-            self._engine = factory(str(self.artifact.path))
+            factory = self._factory or functools.partial(VLLMEngine, **self._options)
+            if self.data_parallel_size > 1:
+                self._engine = DataParallelEngine(str(self.artifact.path), self.data_parallel_size, factory,
+                                                  self._options.get("tensor_parallel_size", 1))
+            else:
+                self._engine = factory(str(self.artifact.path))
         return self._engine
 
     def close(self) -> None:

@@ -1,0 +1,117 @@
+"""One study cell: executed with papermill, rendered, and marked done with its fingerprints.
+
+A cell is done when its marker (``<cell>.done.json``) records the same *input fingerprint*: the
+parameters its notebook declares, the notebook's sha256 and the *output fingerprints* of the cells it
+needs. A cell's output fingerprint is what downstream cells see of it: for 03-pruning the
+``pruned_fingerprint`` of the model it saved, for any other notebook a digest of the run itself (a
+rerun is a new output). Markers are written atomically, so concurrent readers and writers (cells on
+many Ray workers, a shared file system) never see half a marker.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from .. import paths
+from .grid import PRODUCER, Cell
+from .render import render_html
+
+KERNEL = "python3"
+
+
+class CellFailed(RuntimeError):
+    """A study cell failed; ``cell`` is the cell, the message names it and carries its (papermill) error."""
+
+    def __init__(self, cell: Cell, error: str):
+        super().__init__(f"cell {cell.notebook} [{cell.label}] failed ({cell.output}):\n{error}")
+        self.cell = cell
+
+
+def notebook_parameters(notebook: Path) -> dict:
+    """The names declared in a notebook's `parameters` cell (papermill's own parser)."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+# Parameters that change how a run looks, not what it computes: a cell done with a progress bar is done.
+_COSMETIC = frozenset({"show_progress"})
+
+
+def input_fingerprint(cell: Cell, source: Path, upstream: dict | None = None, declared=None) -> dict:
+    """What a cell's result depends on: declared parameters, notebook bytes, needed cells' outputs."""
+    declared = notebook_parameters(source) if declared is None else declared
+    parameters = {k: v for k, v in cell.parameters.items() if k in declared and k not in _COSMETIC}
+    fingerprint = {"parameters": parameters, "notebook_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+    if cell.needs:
+        fingerprint["upstream"] = {key: (upstream or {})[key] for key in cell.needs}
+    return json.loads(json.dumps(fingerprint, default=str))  # as a marker stores it
+
+
+def _saved_model_fingerprint(cell: Cell) -> str | None:
+    recipe = Path(cell.parameters.get("model_out", "")) / "pruning_recipe.json"
+    try:
+        return json.loads(recipe.read_text())["pruned_fingerprint"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        return None
+
+
+# Notebooks whose output has a content fingerprint; every other cell's output is identified by its run.
+OUTPUT_FINGERPRINTS = {PRODUCER: _saved_model_fingerprint}
+
+
+def output_fingerprint(cell: Cell, fingerprint: dict, run_id: str) -> str:
+    content = OUTPUT_FINGERPRINTS.get(cell.notebook, lambda _cell: None)(cell)
+    return content or hashlib.sha256(f"{json.dumps(fingerprint, sort_keys=True)}:{run_id}".encode()).hexdigest()[:24]
+
+
+def read_marker(cell: Cell) -> dict | None:
+    try:
+        return json.loads(cell.marker.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def write_marker(cell: Cell, marker: dict) -> None:
+    """Atomically (temporary file + ``os.replace``): a concurrent reader sees the old marker or the new one."""
+    tmp = cell.marker.with_name(f".{cell.marker.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(marker, indent=1, default=str))
+    os.replace(tmp, cell.marker)
+
+
+def is_done(cell: Cell, source: Path, upstream: dict | None = None) -> bool:
+    """A cell is done when its marker records this input fingerprint (parameters, notebook, upstream outputs)."""
+    marker = read_marker(cell)
+    return marker is not None and marker.get("fingerprint") == input_fingerprint(cell, source, upstream)
+
+
+def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = True,
+             upstream: dict | None = None) -> dict:
+    """Execute one cell with papermill, render it and write its marker; returns the marker.
+
+    Raises papermill's error on failure (papermill has saved the failed notebook; no marker is written).
+    The marker records the input fingerprint, the output fingerprint, start/end times and the host.
+    """
+    import papermill
+
+    source = Path(notebooks or paths.NOTEBOOKS_DIR) / f"{cell.notebook}.ipynb"
+    declared = notebook_parameters(source)
+    fingerprint = input_fingerprint(cell, source, upstream, declared)
+    parameters = {k: v for k, v in cell.parameters.items() if k in declared}  # only what the notebook declares
+    cell.output.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    papermill.execute_notebook(str(source), str(cell.output), parameters=parameters, kernel_name=KERNEL,
+                               cwd=str(source.parent), progress_bar=show_progress)
+    render_html(cell.output, cell.html)
+    finished = time.time()
+    run_id = f"{socket.gethostname()}:{os.getpid()}:{started!r}"
+    marker = {"fingerprint": fingerprint, "output": output_fingerprint(cell, fingerprint, run_id),
+              "started": started, "finished": finished, "seconds": finished - started, "host": socket.gethostname(),
+              "finished_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished))}
+    write_marker(cell, marker)
+    return marker
