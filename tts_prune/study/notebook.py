@@ -31,7 +31,7 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
     nsamples, seqlen, ...); each must equal the saved ``pruning_recipe.json``'s ``config``, and the loaded
     weights must have the recipe's ``pruned_fingerprint``, so a stale or foreign directory is refused
     instead of evaluated under the wrong label. ``recipe`` is what the records store: method, allocation,
-    sparsity, achieved_sparsity, removed_layers, calibration, nsamples, seqlen.
+    sparsity, achieved_sparsity, removed_layers, removed_param_fraction (ShortGPT), calibration, nsamples, seqlen.
     """
     from ..models.loading import load_model, model_fingerprint
 
@@ -55,7 +55,9 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
                          "saving or loaded in another dtype: rerun 03-pruning, and give 03 and 04 the same dtype")
     config = saved["config"]
     return net, tokenizer, {**{k: config[k] for k in _RECORD_RECIPE}, "achieved_sparsity": saved["global_sparsity"],
-                            "removed_layers": saved["removed_layers"], "calibration": config["calibration"],
+                            "removed_layers": saved["removed_layers"],
+                            "removed_param_fraction": saved.get("removed_param_fraction"),
+                            "calibration": config["calibration"],
                             "calibration_seed": config["seed"], "nsamples": config["nsamples"], "seqlen": config["seqlen"]}
 
 
