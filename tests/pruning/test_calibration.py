@@ -7,7 +7,8 @@ import torch
 
 from tests.conftest import FAMILIES, tiny_model
 from tts_prune import calibration_batches
-from tts_prune.pruning.calibration import LinearStats, _StopForward, calibration_texts, walk_blocks
+from tts_prune.pruning.calibration import LinearStats, _StopForward, walk_blocks
+from tts_prune.pruning.windows import calibration_texts
 from tts_prune.models.layers import prunable_linears
 
 
@@ -104,3 +105,126 @@ def test_builtin_calibration_text_is_committed_utf8():
     assert texts and all(len(t) > 1000 for t in texts)
     ids = calibration_batches(CharTokenizer(), "builtin", nsamples=2, seqlen=64, seed=0)
     assert ids.shape == (2, 64)
+
+
+class WordTokenizer:
+    """Independent toy tokenizer: one id per whitespace-separated word (id = hash of the word mod 997)."""
+
+    eos_token_id = 998
+
+    def __call__(self, text, add_special_tokens=False):
+        assert not add_special_tokens  # calibration windows carry no special tokens (wanda's get_c4)
+        return {"input_ids": [sum(map(ord, w)) * 31 % 997 for w in text.split()]}
+
+
+def _c4_shaped(path, count=60, seed=0):
+    """A small local file shaped like C4's shard: JSON lines with text, timestamp and url."""
+    import random
+
+    rng = random.Random(seed)
+    docs = [" ".join(f"d{i}w{j}" for j in range(rng.randint(5, 90))) for i in range(count)]
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        for i, text in enumerate(docs):
+            handle.write(json.dumps({"text": text, "timestamp": "2019-04-25T12:57:54Z", "url": f"https://x/{i}"}) + "\n")
+    return docs
+
+
+def _get_c4_transcription(docs, tokenizer, nsamples, seqlen, seed):
+    """wanda lib/data.py get_c4's sampling loop, transcribed (module-level random seeded, rejection of
+    documents not longer than seqlen, start in [0, len - seqlen - 1])."""
+    import random
+
+    random.seed(seed)
+    rows = []
+    for _ in range(nsamples):
+        while True:
+            i = random.randint(0, len(docs) - 1)
+            enc = tokenizer(docs[i])["input_ids"]
+            if len(enc) > seqlen:
+                break
+        i = random.randint(0, len(enc) - seqlen - 1)
+        rows.append(enc[i:i + seqlen])
+    return rows
+
+
+def test_document_windows_are_get_c4_sampling_on_a_c4_shaped_file(tmp_path):
+    path = tmp_path / "c4-train.00000-of-01024.json.gz"
+    docs = _c4_shaped(path)
+    tok = WordTokenizer()
+    ids = calibration_batches(tok, str(path), nsamples=12, seqlen=40, seed=5)  # auto -> document windows
+    assert ids.tolist() == _get_c4_transcription(docs, tok, 12, 40, seed=5)
+    encoded = [tok(d)["input_ids"] for d in docs]
+    for row in ids.tolist():  # each window is a contiguous piece of ONE document longer than seqlen
+        assert any(len(e) > 40 and any(e[s:s + 40] == row for s in range(len(e) - 40)) for e in encoded)
+
+
+def test_every_document_window_is_contiguous_in_one_document():
+    tok = WordTokenizer()
+    docs = [" ".join(f"a{i}b{j}" for j in range(n)) for i, n in enumerate([3, 50, 8, 120, 33, 64, 2, 90])]
+    ids = calibration_batches(tok, docs, nsamples=40, seqlen=30, seed=1, sampling="document")
+    encoded = [tok(d)["input_ids"] for d in docs]
+    for row in ids.tolist():
+        owners = [k for k, e in enumerate(encoded) if any(e[s:s + 30] == row for s in range(len(e) - 29))]
+        assert owners and all(len(encoded[k]) > 30 for k in owners)
+    with pytest.raises(ValueError, match=r"no document longer than seqlen=200 tokens \(longest: 120\).*packed"):
+        calibration_batches(tok, docs, nsamples=2, seqlen=200, sampling="document")
+
+
+def test_packed_windows_are_disjoint_and_without_special_tokens():
+    tok = CharTokenizer()
+    docs = [f"problem {i}: " + "x" * (i % 7) for i in range(300)]
+    ids = calibration_batches(tok, docs, nsamples=20, seqlen=16, seed=2)  # a list -> auto packs
+    assert ids.shape == (20, 16) and 127 not in ids.reshape(-1).tolist()  # no EOS between documents
+    # Rebuild the stream independently: seeded shuffle, blank-line joins; windows sit on disjoint offsets.
+    import random
+
+    order = list(range(300))
+    random.Random(2).shuffle(order)
+    stream = []
+    for i in order:
+        stream += tok(docs[i])["input_ids"] + tok("\n\n")["input_ids"]
+        if len(stream) >= 4 * 20 * 16:
+            break
+    starts = [next(s for s in range(0, len(stream) - 15, 16) if stream[s:s + 16] == row) for row in ids.tolist()]
+    assert len(set(starts)) == 20
+    with pytest.raises(ValueError, match="nsamples=500"):
+        calibration_batches(tok, docs[:10], nsamples=500, seqlen=16)
+
+
+def test_c4_offline_says_what_is_missing(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'allenai/c4' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ConnectionError, match=r"'allenai/c4'.*c4-train.00000-of-01024.json.gz.*calibration='gsm8k'"):
+        calibration_batches(WordTokenizer(), "allenai/c4", nsamples=1, seqlen=8)
+
+
+def test_sampling_choice_by_source():
+    from tts_prune.pruning.windows import resolve_sampling
+
+    assert resolve_sampling("allenai/c4") == "document" and resolve_sampling("/x/traces.jsonl") == "document"
+    assert resolve_sampling("gsm8k") == "packed" and resolve_sampling(["a", "b"]) == "packed"
+    assert resolve_sampling("gsm8k", "document") == "document"
+    with pytest.raises(ValueError, match="calibration_sampling='stream'"):
+        resolve_sampling("gsm8k", "stream")
+
+
+def test_allenai_c4_loads_the_reference_shard_and_samples_as_get_c4(tmp_path, monkeypatch):
+    import datasets
+
+    docs = _c4_shaped(tmp_path / "shard.json.gz", count=80, seed=4)
+    asked = {}
+
+    def fake_load_dataset(name, *args, **kwargs):  # stands in for the Hub: records in file order
+        asked.update(name=name, **kwargs)
+        return datasets.Dataset.from_list([{"text": t, "timestamp": "", "url": ""} for t in docs])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    tok = WordTokenizer()
+    ids = calibration_batches(tok, "allenai/c4", nsamples=9, seqlen=50, seed=0)
+    assert asked == {"name": "allenai/c4", "data_files": {"train": "en/c4-train.00000-of-01024.json.gz"},
+                     "split": "train"}
+    assert ids.tolist() == _get_c4_transcription(docs, tok, 9, 50, seed=0)

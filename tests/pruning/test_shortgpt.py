@@ -84,3 +84,18 @@ def test_remove_layers_errors_and_saved_config(tmp_path):
     assert reloaded.config.num_hidden_layers == 2 and len(decoder_layers(reloaded)) == 2
     assert "really is smaller" in (tmp_path / "short" / "README.md").read_text()
     assert abs(result.global_sparsity - 1 / 3) < 1e-9
+
+
+def test_removed_fraction_of_decoder_parameters_is_recorded(tmp_path):
+    import json
+
+    model = tiny_model("qwen3")
+    sizes = [sum(p.numel() for p in b.parameters()) for b in decoder_layers(model)]  # before removal
+    result = prune(model, None, PruneConfig(method="shortgpt", sparsity=0.2), calibration=_ids(), show_progress=False)
+    assert len(result.removed_layers) == 1  # round(0.2 x 3) = 1 block: 33%, not 20%
+    expected = sizes[result.removed_layers[0]] / sum(sizes)
+    assert result.removed_param_fraction == pytest.approx(expected)
+    save_pruned(model, None, result, tmp_path / "short")
+    recipe = json.loads((tmp_path / "short" / "pruning_recipe.json").read_text())
+    assert recipe["removed_param_fraction"] == pytest.approx(expected)
+    assert recipe["achieved_label"] == f"1 of 3 blocks ({expected:.1%} of decoder parameters)"

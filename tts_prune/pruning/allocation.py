@@ -1,7 +1,9 @@
 """Layer-wise sparsity allocation: how much of each decoder block to prune for a global target ``s``.
 
-Every strategy returns one ratio per block whose mean, weighted by the block's prunable parameters,
-equals ``s`` (to float precision, after clipping into [0, 1)). Registry: :data:`ALLOCATORS`.
+Every strategy returns one ratio per block. AlphaPruning and LayerIF rescale so that the mean weighted by
+the blocks' prunable parameters equals ``s``; OWL, as its reference code, centres the unweighted mean on
+``s`` and then sets non-positive ratios to 0.01 without rebalancing (``owl_clip="rebalance"`` restores an
+exact weighted mean). The driver reports target and achieved sparsity either way. Registry: :data:`ALLOCATORS`.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from torch import nn
 
 from .calibration import walk_blocks
 from ..models.layers import decoder_layers, prunable_linears, weight_matrix
-from .kernels import hill_alpha, outlier_ratio, wanda_score
+from .kernels import ALPHA_ESTIMATORS, outlier_ratio, wanda_score
 
 MAX_RATIO = 0.99  # a block pruned to 100% would zero every linear in it; keep one weight in a hundred
 
@@ -80,35 +82,49 @@ def activation_profile(model: nn.Module, tokenizer=None, calibration: torch.Tens
 def _ids(tokenizer, calibration, kwargs) -> torch.Tensor:
     if isinstance(calibration, torch.Tensor):
         return calibration
-    from .calibration import calibration_batches
+    from .windows import calibration_batches
 
     return calibration_batches(tokenizer, calibration or kwargs.pop("source", "gsm8k"), **kwargs)
 
 
-def alpha_per_layer(model: nn.Module) -> list[float]:
-    """Mean heavy-tail exponent (Hill estimator of the ESD) over each block's linears; needs no data."""
-    return [float(torch.tensor([hill_alpha(weight_matrix(m)) for m in prunable_linears(b).values()]).nanmean())
+def alpha_per_layer(model: nn.Module, estimator: str = "peak") -> list[float]:
+    """Mean heavy-tail exponent of the ESD over each block's linears (AlphaPruning's ``block_wise``
+    mapping); ``estimator`` is ``"peak"`` (the reference's ``alpha_peak``, KS-distance xmin search) or
+    ``"median"`` (Hill estimator with xmin at the median eigenvalue, ``alpha_mid``). Needs no data."""
+    fit = ALPHA_ESTIMATORS[estimator]
+    return [float(torch.tensor([fit(weight_matrix(m)) for m in prunable_linears(b).values()]).nanmean())
             for b in decoder_layers(model)]
 
 
 def layerif_scores(model: nn.Module, input_ids: torch.Tensor, proj_dim: int = 32, seed: int = 0,
-                   show_progress: bool = True) -> list[float]:
-    """Per-block LayerIF score: summed positive influence of "train" sequences on the validation loss.
+                   show_progress: bool = True, validation_ids: torch.Tensor | None = None) -> list[float]:
+    """Per-block influence score in the spirit of LayerIF (arXiv 2505.23811): summed positive influence of
+    "train" sequences on a validation loss, computed with DataInf on random projections of per-block
+    gradients. This is an approximation of the paper's method, not its code (none for the scores is public).
 
-    Approximation (stated because LayerIF, arXiv 2505.23811, publishes no score code): the first half of
-    ``input_ids`` are training samples, the second half the validation set. For block l, the gradient of
-    each sample's LM loss w.r.t. the block's linear weights G (out, in) is sketched to
-    P_out^T G P_in (proj_dim^2 values per linear, fixed Gaussian P, LoGra-style) to keep memory O(proj_dim^2).
-    The influence of train sample k is I_k = -v^T (H_l + lambda I)^-1 g_k, with v the mean validation
-    gradient and the inverse in DataInf's closed form (arXiv 2310.00902):
-    (1/n sum_i g_i g_i^T + lambda I)^-1 ~ 1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)),
-    lambda = 0.1 x mean squared gradient entry. Positive I_k means up-weighting k raises validation loss;
-    the score is sum_k max(I_k, 0), so a higher score marks a lower-quality block.
+    What is computed: train samples are ``input_ids`` and the validation set is ``validation_ids``; when
+    that is None, the first half of ``input_ids`` is train and the second half validation (the paper uses
+    a task's own training and validation splits: pass e.g. training-split reasoning problems as
+    ``validation_ids``). For block l, each sample's LM-loss gradient w.r.t. the block's linear weights
+    G (out, in) is sketched to P_out^T G P_in (proj_dim^2 values per linear, fixed Gaussian P,
+    LoGra-style) instead of the full gradient, to keep memory O(proj_dim^2). The influence of train sample
+    k is I_k = -v^T (H_l + lambda I)^-1 g_k, with v the mean validation gradient and the inverse in
+    DataInf's closed form (arXiv 2310.00902): (1/n sum_i g_i g_i^T + lambda I)^-1 ~
+    1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)), lambda = 0.1 x mean squared gradient entry.
+    Positive I_k means up-weighting k raises validation loss; the score is sum_k max(I_k, 0), so a higher
+    score marks a lower-quality block, and :func:`layerif` prunes it more.
     """
     from tqdm.auto import tqdm
 
-    if input_ids.shape[0] < 2:
-        raise ValueError(f"LayerIF needs >= 2 calibration sequences (train and validation), got {input_ids.shape[0]}")
+    if validation_ids is None:
+        if input_ids.shape[0] < 2:
+            raise ValueError(f"LayerIF needs >= 2 calibration sequences (train and validation), got "
+                             f"{input_ids.shape[0]}; raise layerif_samples or pass validation_ids")
+        ntrain = input_ids.shape[0] // 2
+        samples = input_ids
+    else:
+        ntrain = input_ids.shape[0]
+        samples = list(input_ids) + list(validation_ids)
     layers = decoder_layers(model)
     linears = [prunable_linears(b) for b in layers]
     gen = torch.Generator().manual_seed(seed)
@@ -122,7 +138,7 @@ def layerif_scores(model: nn.Module, input_ids: torch.Tensor, proj_dim: int = 32
     device = model.get_input_embeddings().weight.device
     sketches: list[list[torch.Tensor]] = [[] for _ in layers]  # [layer][sample] -> (D,)
     try:
-        for ids in tqdm(input_ids, desc="LayerIF gradients", disable=not show_progress):
+        for ids in tqdm(samples, desc="LayerIF gradients", disable=not show_progress):
             model.zero_grad(set_to_none=True)
             ids = ids.unsqueeze(0).to(device)
             with torch.enable_grad():
@@ -139,7 +155,6 @@ def layerif_scores(model: nn.Module, input_ids: torch.Tensor, proj_dim: int = 32
         model.zero_grad(set_to_none=True)
         for p, flag in params.items():
             p.requires_grad_(flag)
-    ntrain = input_ids.shape[0] // 2
     return [float(datainf_influence(torch.stack(g[:ntrain]), torch.stack(g[ntrain:]).mean(0)).clamp_min(0).sum())
             for g in sketches]
 
@@ -160,41 +175,85 @@ def datainf_influence(train: torch.Tensor, val: torch.Tensor, damping: float = 0
 
 
 # -------------------------------------------------------------------------------------- strategies
-def uniform(model, ids, config, show_progress=True) -> list[float]:
+def uniform(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
     """Every block gets the target sparsity."""
     return [config.sparsity] * len(decoder_layers(model))
 
 
-def owl(model, ids, config, show_progress=True) -> list[float]:
+def owl_ratios(outlier_ratios: Sequence[float], sparsity: float, lam: float, clip: str = "reference",
+               weights: Sequence[float] | None = None) -> list[float]:
+    """OWL's per-block sparsity from per-block outlier ratios (the reference's formula, luuyin/OWL).
+
+    mapped = (r - min r) / (max r - min r) x 2 lambda; keep ratio = mapped - mean(mapped) + (1 - s);
+    sparsity = 1 - keep (mean over blocks, unweighted). ``clip="reference"``: non-positive sparsities
+    become 0.01 and nothing is rebalanced, so the global sparsity can exceed s; ``"rebalance"``: clip to
+    [0, 0.99] and shift until the ``weights``-weighted mean is s. Equal outlier ratios (the reference
+    divides by zero there) give every block s.
+    """
+    r = torch.tensor(outlier_ratios, dtype=torch.float64)
+    span = float(r.max() - r.min())
+    mapped = (r - r.min()) / span * 2 * lam if span > 0 else torch.zeros_like(r)
+    ratios = 1 - (mapped - mapped.mean() + (1 - sparsity))
+    return OWL_CLIPS[clip]([float(x) for x in ratios], weights, sparsity)
+
+
+OWL_CLIPS: dict[str, Callable] = {
+    "reference": lambda ratios, weights, target: [0.01 if x <= 0 else x for x in ratios],
+    "rebalance": lambda ratios, weights, target: rebalance(ratios, weights or [1.0] * len(ratios), target),
+}
+
+
+def owl(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
     """OWL: "Outlier Weighed Layerwise Sparsity" (Yin et al., arXiv 2310.05175). Blocks with more
-    outliers (Wanda scores above M x mean) get lower sparsity, linearly within s +- lambda."""
+    outliers (Wanda scores above M x mean) get lower sparsity, linearly within s +- lambda; see
+    :func:`owl_ratios` for the reference formula and its clipping."""
     profile = activation_profile(model, calibration=ids, owl_m=config.owl_m, batch_size=config.batch_size,
                                  show_progress=show_progress)
     ratios = profile.groupby("layer")["layer_outlier_ratio"].first().tolist()
-    mapped = linear_map(ratios, 0.0, 2 * config.owl_lambda)
-    return rebalance([config.sparsity - x for x in mapped], layer_weights(model), config.sparsity)
+    return owl_ratios(ratios, config.sparsity, config.owl_lambda, config.owl_clip, layer_weights(model))
 
 
-def alphapruning(model, ids, config, show_progress=True) -> list[float]:
-    """AlphaPruning: "Using Heavy-Tailed Self Regularization Theory for Improved Layer-wise Pruning of
-    LLMs" (Lu et al., arXiv 2410.10912). Higher ESD exponent alpha (less well trained) -> more pruning,
-    linear in [s(1-eps), s(1+eps)] then rescaled to the target mean; needs no data."""
-    eps = config.layerif_eps
-    mapped = linear_map(alpha_per_layer(model), config.sparsity * (1 - eps), config.sparsity * (1 + eps))
-    return rebalance(mapped, layer_weights(model), config.sparsity, scale=True)
-
-
-def layerif(model, ids, config, show_progress=True) -> list[float]:
-    """LayerIF: "Estimating Layer Quality for Large Language Models using Influence Functions"
-    (arXiv 2505.23811). Higher influence score (lower quality) -> more pruning, linear in
-    [s(1-eps), s(1+eps)] (eps=0.3 as in its code), rescaled to the target mean. Scores: :func:`layerif_scores`."""
-    eps = config.layerif_eps
-    scores = layerif_scores(model, ids[: config.layerif_samples], seed=config.seed, show_progress=show_progress)
+def _eps_map(scores: Sequence[float], model, config, eps: float) -> list[float]:
+    # Both AlphaPruning and the LayerIF scripts: linear in [s(1-eps), s(1+eps)], then rescaled to mean s.
     mapped = linear_map(scores, config.sparsity * (1 - eps), config.sparsity * (1 + eps))
     return rebalance(mapped, layer_weights(model), config.sparsity, scale=True)
 
 
-def manual(model, ids, config, show_progress=True) -> list[float]:
+def alphapruning(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
+    """AlphaPruning: "Using Heavy-Tailed Self Regularization Theory for Improved Layer-wise Pruning of
+    LLMs" (Lu et al., arXiv 2410.10912). Higher ESD exponent alpha (less well trained) -> more pruning,
+    linear in [s(1-eps), s(1+eps)] then rescaled to the target mean; needs no data. ``alpha_estimator``
+    "peak" (default, the reference's ``alpha_peak``) or "median"; ``alpha_eps`` defaults to the reference
+    scripts' value for the method (0.3 magnitude, 0.2 Wanda / SparseGPT)."""
+    return _eps_map(alpha_per_layer(model, config.alpha_estimator), model, config, config.alpha_eps)
+
+
+def layerif(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
+    """LayerIF-style allocation ("Estimating Layer Quality for Large Language Models using Influence
+    Functions", arXiv 2505.23811), with the approximate scores of :func:`layerif_scores`. Higher score
+    (lower quality) -> more pruning, linear in [s(1-eps), s(1+eps)], rescaled to the target mean; eps as
+    the paper's scripts: 0.1 for Wanda / SparseGPT, 0.3 for magnitude. ``layerif_samples`` gradients in
+    all: with ``layerif_validation`` (a calibration source, e.g. training-split reasoning problems) half
+    are calibration windows (train) and half windows of that source (validation); without it both halves
+    are calibration windows."""
+    n_val = config.layerif_samples // 2
+    validation = None
+    if config.layerif_validation is not None:
+        if tokenizer is None:
+            raise ValueError(f"layerif_validation={config.layerif_validation!r} needs a tokenizer to draw the "
+                             "validation windows; pass the model's tokenizer to allocate()/prune()")
+        from .windows import calibration_batches
+
+        validation = calibration_batches(tokenizer, config.layerif_validation, max(n_val, 1), ids.shape[1],
+                                         config.seed + 1)
+        train = ids[: max(config.layerif_samples - n_val, 1)]
+    else:
+        train = ids[: config.layerif_samples]
+    scores = layerif_scores(model, train, seed=config.seed, show_progress=show_progress, validation_ids=validation)
+    return _eps_map(scores, model, config, config.layerif_eps)
+
+
+def manual(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
     """Explicit per-block sparsities from the user (``PruneConfig.layer_sparsities``)."""
     ratios, weights = list(config.layer_sparsities or []), layer_weights(model)
     if len(ratios) != len(weights):
@@ -218,7 +277,8 @@ def allocate(model: nn.Module, tokenizer, config, calibration: torch.Tensor | No
     (nsamples, seqlen); if None they are drawn from ``config.calibration``."""
     ids = calibration
     if ids is None and config.allocation in NEEDS_DATA:
-        from .calibration import calibration_batches
+        from .windows import calibration_batches
 
-        ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed)
-    return ALLOCATORS[config.allocation](model, ids, config, show_progress)
+        ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed,
+                                  sampling=config.calibration_sampling)
+    return ALLOCATORS[config.allocation](model, ids, config, show_progress, tokenizer)

@@ -1,4 +1,4 @@
-"""Calibration data and the one layer-by-layer loop that every data-driven method shares.
+"""The one layer-by-layer calibration loop that every data-driven method shares (its data: ``windows.py``).
 
 The loop follows Wanda (arXiv 2306.11695) and SparseGPT (arXiv 2301.00774): capture the inputs of the
 first decoder block, then for each block in turn let hooks accumulate per-linear statistics, let the
@@ -8,126 +8,19 @@ model plus one block's activations for ``nsamples x seqlen`` tokens; nothing is 
 """
 from __future__ import annotations
 
-import gzip
-import json
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import paths
 from ..models.layers import decoder_layers, prunable_linears
-
-# Fields that hold text in the JSONL sources we read: GSM8K ("question"/"answer") and generation
-# records (reasoning traces written by the evaluation side: "prompt"/"completion", "text", ...).
-_TEXT_FIELDS = ("text", "prompt", "question", "problem", "generation", "completion", "response", "output",
-                "answer", "solution")
+from .windows import calibration_batches, calibration_texts  # noqa: F401  (re-exported: the public data API)
 
 
 class _StopForward(Exception):
     """Private signal that ends the capture forward pass once the block inputs are recorded."""
-
-
-# ---------------------------------------------------------------------------------------------- data
-def _read_jsonl(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    texts = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            parts = [str(record[key]) for key in _TEXT_FIELDS if isinstance(record.get(key), str)]
-            if parts:
-                texts.append("\n".join(parts))
-    return texts
-
-
-def _bundled(name: str) -> Path:
-    for folder in (paths.BENCHMARK_DIR, paths.SHARED_BENCHMARK_DIR):
-        candidate = folder / name
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(
-        f"calibration source needs {name}, found neither in {paths.BENCHMARK_DIR} nor in "
-        f"{paths.SHARED_BENCHMARK_DIR}; run `make data`, or pass a text/JSONL file path as the source"
-    )
-
-
-def _hf_texts(dataset_id: str, nsamples: int, seed: int) -> list[str]:
-    # C4 as in the papers: one validation shard, streamed. Needs the network; not exercised offline.
-    from datasets import load_dataset  # imported lazily: optional and slow
-
-    kwargs = {}
-    if dataset_id == "allenai/c4":
-        kwargs = dict(data_files={"train": "en/c4-train.00000-of-01024.json.gz"})
-    data = load_dataset(dataset_id, split="train", streaming=True, **kwargs)
-    texts = []
-    for record in data.shuffle(seed=seed, buffer_size=10_000):
-        texts.append(record.get("text", ""))
-        if len(texts) >= 20 * nsamples:
-            break
-    return texts
-
-
-def calibration_texts(source: str, nsamples: int = 128, seed: int = 0) -> list[str]:
-    """Documents of a calibration ``source``.
-
-    ``source`` is ``"gsm8k"`` (GSM8K training question + solution, bundled), ``"builtin"`` (the
-    project's own public-domain text in ``data/calibration/``), a path to a UTF-8 ``.txt`` file or a
-    ``.jsonl``/``.jsonl.gz`` of records (e.g. reasoning traces), or a Hugging Face dataset id such as
-    ``"allenai/c4"`` (prefix ``hf:`` to force it; needs the network).
-    """
-    path = Path(source).expanduser()
-    if source == "gsm8k":
-        return _read_jsonl(_bundled("gsm8k_train.jsonl.gz"))
-    if source == "builtin":
-        return [p.read_text(encoding="utf-8") for p in sorted((paths.DATA_DIR / "calibration").glob("*.txt"))]
-    if path.is_file():
-        if path.name.endswith((".jsonl", ".jsonl.gz")):
-            return _read_jsonl(path)
-        return [path.read_text(encoding="utf-8")]
-    if source.startswith("hf:") or (source.count("/") == 1 and not path.exists()):
-        return _hf_texts(source.removeprefix("hf:"), nsamples, seed)
-    raise FileNotFoundError(
-        f"calibration source {source!r} is not 'gsm8k', 'builtin', an existing text/JSONL file or an "
-        "'organisation/dataset' Hugging Face id; pass one of those"
-    )
-
-
-def calibration_batches(tokenizer, source: str | list[str] = "gsm8k", nsamples: int = 128, seqlen: int = 2048,
-                        seed: int = 0) -> torch.LongTensor:
-    """``nsamples`` random windows of ``seqlen`` tokens from a calibration source: LongTensor (nsamples, seqlen).
-
-    Documents are shuffled with ``seed``, joined with the EOS token into one stream (short GSM8K
-    solutions are far shorter than 2048 tokens), and windows start at seeded random offsets, as the
-    Wanda/SparseGPT loaders draw random C4 windows. ``source`` may also be a list of texts.
-    """
-    if nsamples < 1 or seqlen < 2:
-        raise ValueError(f"nsamples={nsamples}, seqlen={seqlen}: need nsamples >= 1 and seqlen >= 2")
-    texts = list(source) if isinstance(source, (list, tuple)) else calibration_texts(source, nsamples, seed)
-    rng = random.Random(seed)
-    rng.shuffle(texts)
-    separator = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    stream: list[int] = []
-    # Tokenize only as much as the windows need (plus slack for distinct offsets), not all 7k solutions.
-    budget = max(nsamples * seqlen * 2, seqlen + 1)
-    for text in texts:
-        stream.extend(tokenizer(text, add_special_tokens=False)["input_ids"] + separator)
-        if len(stream) >= budget:
-            break
-    if len(stream) < seqlen:
-        raise ValueError(
-            f"calibration source has only {len(stream)} tokens but seqlen={seqlen}; use a smaller seqlen "
-            "or a larger source"
-        )
-    ids = torch.tensor(stream, dtype=torch.long)
-    starts = [rng.randint(0, len(stream) - seqlen) for _ in range(nsamples)]
-    return torch.stack([ids[s:s + seqlen] for s in starts])
 
 
 # ------------------------------------------------------------------------------------ statistics

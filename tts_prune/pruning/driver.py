@@ -19,25 +19,35 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .allocation import ALLOCATORS, allocate, layer_weights
-from .calibration import LinearStats, calibration_batches, walk_blocks
+from .allocation import ALLOCATORS, OWL_CLIPS, allocate, layer_weights
+from .calibration import LinearStats, walk_blocks
+from .windows import SAMPLERS, calibration_batches
 from ..models.dtypes import DTYPES
 from ..models.layers import decoder_layers, prunable_linears, weight_matrix
-from .kernels import magnitude_mask, parse_nm, sparsegpt_prune, wanda_mask
+from .kernels import ALPHA_ESTIMATORS, magnitude_mask, parse_nm, sparsegpt_prune, wanda_mask
 
 
 
 # --------------------------------------------------------------------------------------- methods
 def _magnitude(weight, stats, sparsity, config):
-    return None, magnitude_mask(weight, sparsity, config.magnitude_scope, parse_nm(config.nm))
+    return None, magnitude_mask(weight, sparsity, config.magnitude_scope, parse_nm(config.nm), config.rounding)
 
 
 def _wanda(weight, stats, sparsity, config):
-    return None, wanda_mask(weight, stats.sq_norm, sparsity, parse_nm(config.nm))
+    return None, wanda_mask(weight, stats.sq_norm, sparsity, parse_nm(config.nm), config.rounding)
 
 
 def _sparsegpt(weight, stats, sparsity, config):
-    return sparsegpt_prune(weight, stats.hessian, sparsity, parse_nm(config.nm), config.blocksize, config.percdamp)
+    hessian, stats.hessian = stats.hessian, None  # the kernel factorises it in place; nothing else keeps it
+    return sparsegpt_prune(weight, hessian, sparsity, parse_nm(config.nm), config.blocksize, config.percdamp,
+                           config.rounding, in_place=True)
+
+
+ROUNDINGS = ("exact", "floor")
+# Reference epsilons per method: LayerIF's scripts (0.1 Wanda / SparseGPT, 0.3 magnitude) and
+# AlphaPruning's scripts/llama_7b.sh (0.2 Wanda / SparseGPT, 0.3 magnitude).
+LAYERIF_EPS = {"wanda": 0.1, "sparsegpt": 0.1, "magnitude": 0.3}
+ALPHA_EPS = {"wanda": 0.2, "sparsegpt": 0.2, "magnitude": 0.3}
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,11 @@ class PruneConfig:
 
     ``sparsity`` is the fraction of prunable decoder weights set to zero (for ShortGPT: the fraction of
     blocks removed, ``round(s x L)``). ``nm`` ("2:4", "4:8") forces N zeros in every M inputs and then
-    ``sparsity`` must be N/M with uniform allocation.
+    ``sparsity`` must be N/M with uniform allocation. ``rounding="exact"`` makes every matrix lose
+    ``round(numel x s_block)`` weights (the remainder of the per-row floor spread over rows);
+    ``"floor"`` is the Wanda / SparseGPT reference rule, ``floor(in x s)`` per row (or per SparseGPT block).
+    ``calibration_sampling``: "auto", "document" (windows inside one document, as wanda's C4 loader) or
+    "packed". ``layerif_eps`` / ``alpha_eps`` default (None) to the reference scripts' value for the method.
     """
 
     method: str
@@ -80,8 +94,14 @@ class PruneConfig:
     calibration: str = "gsm8k"
     owl_m: float = 5.0
     owl_lambda: float = 0.08
-    layerif_eps: float = 0.3
+    owl_clip: str = "reference"
+    layerif_eps: float | None = None
     layerif_samples: int = 16
+    layerif_validation: str | None = None
+    alpha_eps: float | None = None
+    alpha_estimator: str = "peak"
+    rounding: str = "exact"
+    calibration_sampling: str = "auto"
     layer_sparsities: tuple[float, ...] | None = None
     dtype: str = "auto"
     batch_size: int = 1
@@ -124,15 +144,29 @@ class PruneConfig:
         if PRUNERS[self.method].structured and self.allocation != "uniform":
             fail(f"allocation={self.allocation!r} with method={self.method!r}", "'uniform'",
                  "ShortGPT removes whole blocks; layer-wise allocation does not apply.")
-        if self.allocation == "owl" and not 0 <= self.owl_lambda <= self.sparsity:
-            fail(f"owl_lambda={self.owl_lambda} with sparsity={self.sparsity}", f"0 <= owl_lambda <= sparsity",
-                 f"Use owl_lambda <= {self.sparsity} (else some blocks would get negative sparsity).")
+        if self.allocation == "owl" and not (0 <= self.owl_lambda and self.sparsity + 2 * self.owl_lambda < 1):
+            fail(f"owl_lambda={self.owl_lambda} with sparsity={self.sparsity}", "owl_lambda >= 0 and "
+                 "sparsity + 2 x owl_lambda < 1 (a block's OWL sparsity can reach up to sparsity + 2 x owl_lambda)",
+                 f"Use owl_lambda < {(1 - self.sparsity) / 2:.4g}. Blocks whose sparsity would be <= 0 get 0.01 "
+                 "(owl_clip='reference') or are rebalanced (owl_clip='rebalance').")
         if self.owl_m <= 0:
             fail(f"owl_m={self.owl_m}", "a positive outlier threshold (reference: 5)", "Use owl_m=5.")
-        if not 0 <= self.layerif_eps < 1:
-            fail(f"layerif_eps={self.layerif_eps}", "[0, 1)", "Use layerif_eps=0.3 (the reference value).")
-        if self.allocation == "alphapruning" and self.sparsity * (1 + self.layerif_eps) >= 1:
-            fail(f"sparsity={self.sparsity} with eps={self.layerif_eps}", "s(1+eps) < 1", "Lower eps or sparsity.")
+        for name, choices in (("owl_clip", sorted(OWL_CLIPS)), ("alpha_estimator", sorted(ALPHA_ESTIMATORS)),
+                              ("rounding", list(ROUNDINGS)), ("calibration_sampling", ["auto", *sorted(SAMPLERS)])):
+            if getattr(self, name) not in choices:
+                fail(f"{name}={getattr(self, name)!r} is unknown", choices, "Pick one of those names.")
+        for name, table in (("layerif_eps", LAYERIF_EPS), ("alpha_eps", ALPHA_EPS)):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, table.get(self.method))
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                fail(f"{name}={value}", "[0, 1)", f"Leave it unset for the reference value ({table}).")
+        if self.allocation == "alphapruning" and self.sparsity * (1 + self.alpha_eps) >= 1:
+            fail(f"sparsity={self.sparsity} with alpha_eps={self.alpha_eps}", "sparsity x (1 + alpha_eps) < 1",
+                 "Lower alpha_eps or sparsity.")
+        if self.allocation == "layerif" and self.sparsity * (1 + self.layerif_eps) >= 1:
+            fail(f"sparsity={self.sparsity} with layerif_eps={self.layerif_eps}", "sparsity x (1 + layerif_eps) < 1",
+                 "Lower layerif_eps or sparsity.")
         for name in ("nsamples", "seqlen", "batch_size", "blocksize", "layerif_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(f"{name}={getattr(self, name)!r}", "a positive integer", f"Set {name} to e.g. its default.")
@@ -155,14 +189,25 @@ class PruneResult:
     calibration_shape: tuple[int, ...] = ()
     source_fingerprint: str | None = None
 
+    removed_param_fraction: float | None = None
+
     @property
     def global_sparsity(self) -> float:
-        """Share of the original prunable decoder weights that are zero (or gone, for ShortGPT)."""
+        """Achieved: share of the original prunable decoder weights that are zero (or gone, for ShortGPT)."""
         layers = self.layers
         return float((layers["achieved_sparsity"] * layers["prunable_params"]).sum() / layers["prunable_params"].sum())
 
+    @property
+    def target_global_sparsity(self) -> float:
+        """What the allocation asked for: the per-block targets weighted by prunable parameters. Equals
+        ``config.sparsity`` except where clipping moved it (OWL's reference clipping)."""
+        layers = self.layers
+        return float((layers["target_sparsity"] * layers["prunable_params"]).sum() / layers["prunable_params"].sum())
+
     def to_dict(self) -> dict:
         return {"config": asdict(self.config), "global_sparsity": self.global_sparsity,
+                "target_global_sparsity": self.target_global_sparsity,
+                "removed_param_fraction": self.removed_param_fraction,
                 "timings": self.timings, "removed_layers": self.removed_layers,
                 "source_fingerprint": self.source_fingerprint,
                 "calibration_shape": list(self.calibration_shape),
@@ -186,9 +231,10 @@ def _prune_block(block: nn.Module, stats: dict[str, LinearStats] | None, sparsit
     for name, module in prunable_linears(block).items():
         weight = weight_matrix(module)  # (out, in) view sharing storage
         new, mask = kernel(weight, None if stats is None else stats[name], sparsity, config)
-        if new is not None:
+        if new is not None and new.data_ptr() != weight.data_ptr():  # SparseGPT updates float32 weights in place
             weight.copy_(new)
         weight[mask.to(weight.device)] = 0
+        del new, mask
 
 
 @torch.no_grad()
@@ -208,7 +254,8 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
     needs_ids = pruner.needs_data or config.allocation in ("owl", "layerif")
     ids = calibration
     if ids is None and needs_ids:
-        ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed)
+        ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed,
+                                  sampling=config.calibration_sampling)
     timings["calibration_data_s"] = time.perf_counter() - start
     torch.manual_seed(config.seed)
 
@@ -217,8 +264,10 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
 
         t = time.perf_counter()
         weights = layer_weights(model)
+        block_params = [sum(p.numel() for p in b.parameters()) for b in decoder_layers(model)]
         scores = block_influence(model, calibration=ids, batch_size=config.batch_size, show_progress=show_progress)
         removed = layers_to_remove(scores, config.sparsity)
+        removed_fraction = sum(block_params[i] for i in removed) / sum(block_params)
         remove_layers(model, removed)
         timings["prune_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - start
@@ -226,7 +275,7 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
                                "removed": [i in removed for i in range(len(scores))], "prunable_params": weights})
         layers["target_sparsity"] = layers["achieved_sparsity"] = layers["removed"].astype(float)
         return PruneResult(config, layers, sparsity_report(model), timings, removed,
-                           tuple(ids.shape) if ids is not None else (), fingerprint)
+                           tuple(ids.shape) if ids is not None else (), fingerprint, removed_fraction)
 
     t = time.perf_counter()
     ratios = allocate(model, tokenizer, config, ids, show_progress=show_progress)
@@ -250,11 +299,21 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
     return PruneResult(config, layers, matrices, timings, [], tuple(ids.shape) if ids is not None else (), fingerprint)
 
 
+def achieved_label(result: PruneResult) -> str:
+    """A short label of what was really removed, for plots and model cards: "20.0% of prunable weights",
+    or for ShortGPT "3 of 28 blocks (10.7% of decoder parameters)"."""
+    if result.removed_param_fraction is not None:
+        return (f"{len(result.removed_layers)} of {len(result.layers)} blocks "
+                f"({result.removed_param_fraction:.1%} of decoder parameters)")
+    return f"{result.global_sparsity:.1%} of prunable weights"
+
+
 # ------------------------------------------------------------------------------------------ save
 _CARD = """# {name}
 
 Pruned from `{source}` with tts-prune {version}: method **{method}**, target sparsity {sparsity},
-allocation {allocation}{nm}. Achieved sparsity over prunable decoder weights: {achieved:.4f}.
+allocation {allocation}{nm}. Achieved sparsity over prunable decoder weights: {achieved:.4f}
+(target {target:.4f}). {label}.
 Calibration: {calibration}. Full recipe in `pruning_recipe.json`.
 
 {honesty}
@@ -281,7 +340,11 @@ def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, sourc
         "method": config.method, "allocation": config.allocation, "sparsity": config.sparsity, "nm": config.nm,
         "layer_sparsities": result.layers["target_sparsity"].tolist(),
         "achieved_layer_sparsities": result.layers["achieved_sparsity"].tolist(),
-        "global_sparsity": result.global_sparsity, "removed_layers": result.removed_layers,
+        "global_sparsity": result.global_sparsity, "target_global_sparsity": result.target_global_sparsity,
+        "removed_layers": result.removed_layers,
+        # ShortGPT: round(s x L) blocks go, so the achieved share of decoder-block parameters is not s
+        "removed_param_fraction": result.removed_param_fraction,
+        "achieved_label": achieved_label(result),
         "calibration": {"source": config.calibration, "nsamples": config.nsamples, "seqlen": config.seqlen,
                         "seed": config.seed, "shape": list(result.calibration_shape)},
         "config": asdict(config), "timings": result.timings,
@@ -294,6 +357,7 @@ def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, sourc
     (out / "README.md").write_text(_CARD.format(
         name=out.name, source=source, version=__version__, method=config.method, sparsity=config.sparsity,
         allocation=config.allocation, nm=f", N:M {config.nm}" if config.nm else "", achieved=result.global_sparsity,
+        target=result.target_global_sparsity, label=achieved_label(result),
         calibration=f"{config.calibration}, {config.nsamples} x {config.seqlen} tokens, seed {config.seed}",
         honesty=honesty))
     return out
@@ -315,7 +379,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", default="gsm8k", help="gsm8k, builtin, a text/JSONL path or an HF dataset id")
     parser.add_argument("--owl-m", type=float, default=5.0)
     parser.add_argument("--owl-lambda", type=float, default=0.08)
-    parser.add_argument("--layerif-eps", type=float, default=0.3)
+    parser.add_argument("--owl-clip", default="reference", choices=sorted(OWL_CLIPS))
+    parser.add_argument("--layerif-eps", type=float, default=None, help="default: 0.1 wanda/sparsegpt, 0.3 magnitude")
+    parser.add_argument("--layerif-validation", default=None, help="validation source for LayerIF (e.g. gsm8k)")
+    parser.add_argument("--alpha-eps", type=float, default=None, help="default: 0.2 wanda/sparsegpt, 0.3 magnitude")
+    parser.add_argument("--alpha-estimator", default="peak", choices=sorted(ALPHA_ESTIMATORS))
+    parser.add_argument("--rounding", default="exact", choices=list(ROUNDINGS))
+    parser.add_argument("--calibration-sampling", default="auto", choices=["auto", *sorted(SAMPLERS)])
     parser.add_argument("--layer-sparsities", default=None, help="comma-separated per-block ratios (manual allocation)")
     parser.add_argument("--dtype", default="auto", help="auto (fp32 on CPU), float32, bfloat16")
     parser.add_argument("--device-map", default=None, help="'auto' to spread a large model over devices")
@@ -329,11 +399,13 @@ def run(args: argparse.Namespace) -> int:
     config = PruneConfig(
         method=args.method, sparsity=args.sparsity, allocation=args.allocation, nm=args.nm,
         magnitude_scope=args.magnitude_scope, nsamples=args.nsamples, seqlen=args.seqlen, seed=args.seed,
-        calibration=args.calibration, owl_m=args.owl_m, owl_lambda=args.owl_lambda, layerif_eps=args.layerif_eps,
+        calibration=args.calibration, owl_m=args.owl_m, owl_lambda=args.owl_lambda, owl_clip=args.owl_clip,
+        layerif_eps=args.layerif_eps, layerif_validation=args.layerif_validation, alpha_eps=args.alpha_eps,
+        alpha_estimator=args.alpha_estimator, rounding=args.rounding, calibration_sampling=args.calibration_sampling,
         layer_sparsities=layer_sparsities, dtype=args.dtype)
     model, tokenizer = load_model(args.model, dtype=args.dtype, device_map=args.device_map)
     result = prune(model, tokenizer, config)
     out = save_pruned(model, tokenizer, result, args.out, source=args.model)
     print(result.layers.to_string(index=False))
-    print(f"global sparsity {result.global_sparsity:.4f} in {result.timings['total_s']:.1f} s; saved to {out}")
+    print(f"global sparsity {result.global_sparsity:.4f} (target {result.target_global_sparsity:.4f}) in {result.timings['total_s']:.1f} s; saved to {out}")
     return 0

@@ -42,6 +42,17 @@ def runs(records: pd.DataFrame) -> pd.DataFrame:
     df.loc[df["method"] == DENSE, ["allocation", "sparsity"]] = ["uniform", 0.0]
     df["run"] = [DENSE if m == DENSE else f"{m}/{a}/{s:g}" for m, a, s in zip(df["method"], df["allocation"],
                                                                               df["sparsity"])]
+    # ShortGPT removes whole blocks: round(s x L) of L rarely equals s, so its label says what was removed.
+    recipes = df["recipe"] if "recipe" in df.columns else pd.Series(None, index=df.index)
+    removed = [_recipe_value(r, "removed_param_fraction") for r in recipes]
+    df["run"] = [f"{run} (removed {f:.1%})" if m != DENSE and f is not None and f == f else run
+                 for run, m, f in zip(df["run"], df["method"], removed)]
+    # Calibration (a study axis): named in the run label only when pruned runs differ in it. Calibration seeds
+    # are replicates of one run, like sampling seeds: they share its label and pool into its statistics.
+    df["calibration"] = [_recipe_value(r, "calibration") if m != DENSE else None for r, m in zip(recipes, df["method"])]
+    df["calibration_seed"] = [int(_recipe_value(r, "calibration_seed") or 0) for r in recipes]
+    if df.loc[df["method"] != DENSE, "calibration"].nunique() > 1:
+        df["run"] = [r if m == DENSE else f"{r}/{c}" for r, m, c in zip(df["run"], df["method"], df["calibration"])]
     df["correct"] = df["correct"].astype(float)
     # Share of responses with nothing extractable (records written before it was recorded: unknown).
     df["no_answer"] = df["no_answer"].astype(float) if "no_answer" in df.columns else float("nan")

@@ -62,7 +62,9 @@ class StudyConfig:
     answer_tokens: int = 4096  # the answer's own budget after the end of thinking (s1 leaves it thousands)
     backend: str = "auto"
     limit: int | None = None  # problems per benchmark; None = all
-    calibration: str = "gsm8k"
+    calibration: tuple[str, ...] = ("gsm8k",)  # calibration sources; more than one makes it an axis of 03/04
+    calibration_seeds: tuple[int, ...] = (0,)  # seeds of the calibration windows; more than one: an axis of 03/04
+    calibration_methods: tuple[str, ...] | None = None  # methods those two axes apply to (None: all); others: first values
     nsamples: int = 128
     seqlen: int = 2048
     dtype: str = "auto"
@@ -85,6 +87,9 @@ class StudyConfig:
                 fail(f"sparsity {s}", "floats in [0, 1)", "E.g. sparsities: [0.1, 0.2].")
         if not self.budgets or any(int(b) < 0 for b in self.budgets):
             fail(f"budgets={list(self.budgets)}", "token counts >= 0 (0: no thinking)", "E.g. budgets: [512, 1024].")
+        if not self.calibration or not self.calibration_seeds:
+            fail(f"calibration={list(self.calibration)}, calibration_seeds={list(self.calibration_seeds)}",
+                 "at least one source and one seed", "E.g. calibration: [gsm8k, self-traces], calibration_seeds: [0].")
         if self.thinking_format is not None:
             from ..tts.formats import FORMATS
 
@@ -112,7 +117,10 @@ class StudyConfig:
 
 
 _TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
-               "budgets", "seeds")
+               "budgets", "seeds", "calibration", "calibration_seeds", "calibration_methods")
+# Axes that only pruning cells (03, and 04 when not dense) vary over, and only when a study lists more than one
+# value: a single value keeps the cell paths of studies written before these axes existed.
+CALIBRATION_AXES = {"calibration": "calibration", "calibration_seed": "calibration_seeds"}
 GRID_KEYS = tuple(f.name for f in dataclasses.fields(StudyConfig) if f.name not in ("name", "models", "overrides",
                                                                                      "description"))
 
@@ -206,11 +214,16 @@ def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
     values = {"method": methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities,
               "benchmark": _benchmarks(cfg)}
     axes = [a for a in NOTEBOOK_AXES[notebook] if a != "model"]
+    extra = [(axis, getattr(cfg, key)) for axis, key in CALIBRATION_AXES.items()
+             if notebook in ("03-pruning", "04-tts-scaling") and len(getattr(cfg, key)) > 1]
     for combo in product(*(values[a] for a in axes)):
         row = dict(zip(axes, combo))
         if row.get("method") in STRUCTURED_METHODS and row.get("allocation") != "uniform":
             continue  # ShortGPT removes whole blocks; a layer-wise allocation is meaningless for it
-        combos.append(row)
+        if not extra or (cfg.calibration_methods is not None and row["method"] not in cfg.calibration_methods):
+            combos.append(row)
+            continue
+        combos += [{**row, **dict(zip([a for a, _ in extra], values))} for values in product(*(v for _, v in extra))]
     return combos
 
 
@@ -248,20 +261,23 @@ def expand(study: StudyConfig, reports: Path | None = None, results: Path | None
 def _needed_recipes(cfg: StudyConfig) -> list[dict]:
     if CONSUMER not in cfg.notebooks:
         return []
-    rows = [{k: r[k] for k in RECIPE_AXES if k != "model"} for r in _axis_values(cfg, CONSUMER) if r["method"] != DENSE]
+    rows = [{k: v for k, v in r.items() if k != "benchmark"} for r in _axis_values(cfg, CONSUMER) if r["method"] != DENSE]
     return list({tuple(r.items()): r for r in rows}.values())
 
 
 def _link(cells: list[Cell]) -> list[Cell]:
     """Set ``needs``: pruned 04 -> its 03 cell (and its ``pruned_model`` = that cell's ``model_out``);
     05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it."""
-    producers = {tuple(c.axes[k] for k in RECIPE_AXES): c for c in cells if c.notebook == PRODUCER}
+    def recipe(cell):  # the recipe axes, and the calibration axes where the study varies them
+        return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES))
+
+    producers = {recipe(c): c for c in cells if c.notebook == PRODUCER}
     linked = []
     for cell in cells:
         if cell.notebook == PRODUCER:
             cell = dataclasses.replace(cell, parameters={**cell.parameters, "save_model": True})
         elif cell.notebook == CONSUMER and cell.axes["method"] != DENSE:
-            source = producers[tuple(cell.axes[k] for k in RECIPE_AXES)]
+            source = producers[recipe(cell)]
             cell = dataclasses.replace(cell, needs=(source.key,),
                                        parameters={**cell.parameters, "pruned_model": source.parameters["model_out"]})
         elif cell.notebook == SUMMARY:
@@ -275,11 +291,18 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
     if output.resolve().parent == paths.NOTEBOOKS_DIR.resolve():
         raise ValueError(f"output {output} would overwrite an input notebook; use a reports folder")
     rel = output.relative_to(reports / study.name).with_suffix("")
-    parameters = {"threads": AUTO, **cfg.params, **axes,  # a study without params.threads uses every core
+    if notebook == PRODUCER:  # self-traces calibration in 03 generates on this benchmark's training problems
+        axes_extra = {"benchmark": (_benchmarks(cfg) or ("",))[0]}
+    else:
+        axes_extra = {}
+    calibration = {"calibration": cfg.calibration[0], "calibration_seed": cfg.calibration_seeds[0]}
+    calibration.update({k: v for k, v in axes.items() if k in CALIBRATION_AXES})
+    parameters = {"threads": AUTO, **cfg.params, **axes_extra, **axes,  # without params.threads: every core
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,
-                  "calibration": cfg.calibration, "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
+                  **calibration, "seed": calibration["calibration_seed"],  # 03-pruning names it `seed`
+                  "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
                   "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),

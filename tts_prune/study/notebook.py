@@ -31,7 +31,7 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
     nsamples, seqlen, ...); each must equal the saved ``pruning_recipe.json``'s ``config``, and the loaded
     weights must have the recipe's ``pruned_fingerprint``, so a stale or foreign directory is refused
     instead of evaluated under the wrong label. ``recipe`` is what the records store: method, allocation,
-    sparsity, achieved_sparsity, removed_layers, calibration, nsamples, seqlen.
+    sparsity, achieved_sparsity, removed_layers, removed_param_fraction (ShortGPT), calibration, nsamples, seqlen.
     """
     from ..models.loading import load_model, model_fingerprint
 
@@ -55,11 +55,13 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
                          "saving or loaded in another dtype: rerun 03-pruning, and give 03 and 04 the same dtype")
     config = saved["config"]
     return net, tokenizer, {**{k: config[k] for k in _RECORD_RECIPE}, "achieved_sparsity": saved["global_sparsity"],
-                            "removed_layers": saved["removed_layers"], "calibration": config["calibration"],
-                            "nsamples": config["nsamples"], "seqlen": config["seqlen"]}
+                            "removed_layers": saved["removed_layers"],
+                            "removed_param_fraction": saved.get("removed_param_fraction"),
+                            "calibration": config["calibration"],
+                            "calibration_seed": config["seed"], "nsamples": config["nsamples"], "seqlen": config["seqlen"]}
 
 
-def _toy_texts(tokenizer, nsamples: int, seed: int) -> list[str]:
+def _toy_texts(tokenizer, nsamples: int, seed: int, **_) -> list[str]:
     # The toy reasoner's vocabulary is the task's characters: calibrate it on rendered *training* problems
     # (question + scratchpad + answer, in its chat template), never on the test split it is evaluated on.
     from ..models.toy import render
@@ -69,15 +71,29 @@ def _toy_texts(tokenizer, nsamples: int, seed: int) -> list[str]:
             for p in make_problems(max(4 * nsamples, 64), seed=seed, split="train")]
 
 
-CALIBRATION_TEXTS = {"toy-reasoning": _toy_texts}  # sources that need more than calibration_texts' file readers
+def _self_traces(tokenizer, nsamples: int, seed: int, model=None, benchmark: str = "", budget: int = 256,
+                 store=None, model_name: str | None = None, show_progress: bool = False,
+                 evaluate_options: dict | None = None, **_) -> list[str]:
+    from .self_traces import self_trace_texts
+
+    return self_trace_texts(model, tokenizer, benchmark, max(nsamples, 16), budget, store, seed,
+                            model_name=model_name, show_progress=show_progress, **(evaluate_options or {}))
 
 
-def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: int = 0):
-    """Calibration token ids (nsamples, seqlen) for the notebooks: ``toy-reasoning`` or any source that
-    ``tts_prune.calibration_batches`` reads (gsm8k, builtin, a text/JSONL path, an HF dataset id)."""
+# Sources that need more than calibration_texts' file readers: (tokenizer, nsamples, seed, **context) -> texts.
+CALIBRATION_TEXTS = {"toy-reasoning": _toy_texts, "self-traces": _self_traces}
+
+
+def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: int = 0, **context):
+    """Calibration token ids (nsamples, seqlen) for the notebooks: ``toy-reasoning``, ``self-traces`` or any
+    source that ``tts_prune.calibration_batches`` reads (gsm8k, builtin, a text/JSONL path, an HF dataset id).
+
+    ``self-traces`` needs ``context``: ``model`` (the *dense* model, before pruning), ``benchmark`` (its
+    training split is used), ``budget`` (thinking tokens per trace), ``store`` (where the traces are kept) and
+    optionally ``evaluate_options`` for ``tts_prune.evaluate`` (the study's thinking_format, answer_tokens)."""
     from ..pruning.calibration import calibration_batches
 
-    texts = CALIBRATION_TEXTS[source](tokenizer, nsamples, seed) if source in CALIBRATION_TEXTS else source
+    texts = CALIBRATION_TEXTS[source](tokenizer, nsamples, seed, **context) if source in CALIBRATION_TEXTS else source
     return calibration_batches(tokenizer, texts, nsamples=nsamples, seqlen=seqlen, seed=seed)
 
 

@@ -189,3 +189,80 @@ def paired_differences(table: pd.DataFrame, label: str = "run", title: str = "")
     ax.set_title(title or "Paired pruned-vs-dense differences")
     fig.tight_layout()
     return fig
+
+
+def sequential_vs_parallel(table: pd.DataFrame, hue: str = "run", title: str = "") -> plt.Figure:
+    """Accuracy vs generated tokens per problem: thinking longer (solid, one point per budget) against
+    sampling more (dashed: maj@k; dotted: the pass@k oracle) at the same token cost, one colour per ``hue``.
+    ``table`` is ``tts_prune.tts.metrics.token_cost_table``'s."""
+    _require(table, ["mode", "tokens", "acc", hue], "sequential_vs_parallel")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    styles = {"sequential": ("-", "o"), "parallel maj@k": ("--", "s"), "parallel pass@k": (":", "^")}
+    for index, (key, part) in enumerate(table.groupby(hue, sort=True)):
+        color = "black" if str(key) == "dense" else f"C{index % 10}"
+        for mode, (line, marker) in styles.items():
+            rows = part[part["mode"] == mode].sort_values("tokens")
+            if rows.empty:
+                continue
+            ax.plot(rows["tokens"], rows["acc"], linestyle=line, marker=marker, color=color, label=f"{key} · {mode}")
+            if {"ci_low", "ci_high"} <= set(rows.columns):
+                ax.fill_between(rows["tokens"], rows["ci_low"], rows["ci_high"], color=color, alpha=0.08)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("generated tokens per problem (thinking + answer, all samples)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title or "Think longer or sample more? (equal token cost)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def diagnostics(records: pd.DataFrame, hue: str = "run",
+                columns=("thinking_tokens", "repetition", "verify_words")) -> plt.Figure:
+    """Distributions of per-record trace diagnostics (``tts_prune.tts.diagnostics.trace_diagnostics``), one
+    box per ``hue`` value, one panel per diagnostic."""
+    _require(records, list(columns) + [hue], "diagnostics")
+    order = sorted(records[hue].astype(str).unique(), key=lambda r: (r != "dense", r))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 0.35 * len(order) + 2.5), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        sns.boxplot(records.assign(**{hue: records[hue].astype(str)}), x=column, y=hue, order=order, ax=ax,
+                    color="C0", fliersize=2)
+        ax.set_ylabel("" if ax is not axes[0][0] else hue)
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+    fig.tight_layout()
+    return fig
+
+
+def divergence_vs_accuracy(table: pd.DataFrame, hue: str = "budget", label: str = "run") -> plt.Figure:
+    """Mean dense-vs-pruned KL on dense traces (x) against the paired accuracy change, pruned - dense (y, 95% CI),
+    one point per pruned run and ``hue`` value (budget). A falling cloud means KL predicts TTS damage."""
+    _require(table, ["kl_mean", "diff", "ci_low", "ci_high", hue, label], "divergence_vs_accuracy")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for index, (key, part) in enumerate(table.groupby(hue, sort=True)):
+        ax.errorbar(part["kl_mean"], part["diff"], yerr=[part["diff"] - part["ci_low"], part["ci_high"] - part["diff"]],
+                    fmt="o", color=f"C{index % 10}", alpha=0.8, capsize=2, label=f"{hue} {key}")
+    ax.axhline(0, color="grey", linestyle=":")
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("mean KL(dense || pruned) per thinking token (nats)")
+    ax.set_ylabel("accuracy change, pruned - dense")
+    ax.set_title("Divergence on dense traces vs accuracy change")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def divergence_by_position(table: pd.DataFrame, bins: int = 10, title: str = "") -> plt.Figure:
+    """Mean KL(dense || pruned) by relative position in the dense traces (``bins`` equal parts of each trace),
+    from ``tts_prune.trace_divergence``'s per-token table. A rising line: the damage accumulates late."""
+    _require(table, ["position", "length", "kl"], "divergence_by_position")
+    relative = (table["position"] / table["length"].clip(lower=1) * bins).astype(int).clip(upper=bins - 1)
+    means = table.groupby(relative)["kl"].agg(["mean", "sem"]).reset_index(names="bin")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    centre = (means["bin"] + 0.5) / bins
+    ax.errorbar(centre, means["mean"], yerr=1.96 * means["sem"].fillna(0), fmt="o-", color="C3", capsize=2)
+    ax.set_xlabel("relative position in the dense trace")
+    ax.set_ylabel("mean KL per token (nats, ±1.96 SE)")
+    ax.set_title(title or "Dense-vs-pruned divergence along the trace")
+    fig.tight_layout()
+    return fig

@@ -164,6 +164,11 @@ def resolve(benchmark: str) -> tuple[Benchmark, Callable]:
     if benchmark in BENCHMARKS:
         spec = BENCHMARKS[benchmark]
         return spec, spec.loader
+    if benchmark.partition("@")[0] in BENCHMARKS:  # "<benchmark>@train" / "@validation": disjoint from the test set
+        from .splits import split_spec
+
+        loader, grader = split_spec(benchmark)
+        return Benchmark(benchmark, loader, grader), loader
     path = Path(benchmark).expanduser()
     if path.suffix in (".jsonl", ".gz") or path.exists():
         spec = Benchmark(path.stem, lambda limit, seed: load_user_file(path, limit), "math")

@@ -1,0 +1,71 @@
+"""Dense-vs-pruned KL against a direct softmax computation, one sequence at a time, on a tiny random model."""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import tiny_model
+from tts_prune.pruning.divergence import divergence_summary, token_kl, trace_divergence
+
+
+def pruned_copy(model, share=0.5, seed=1):
+    other = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in other.named_parameters():
+            if name.startswith("model.layers") and param.ndim == 2:
+                param.mul_((torch.rand(param.shape, generator=generator) >= share).float())
+    return other
+
+
+def direct_kl(dense, pruned, prompt, cont):
+    ids = torch.tensor([list(prompt) + list(cont)])
+    with torch.no_grad():
+        p = torch.softmax(dense(input_ids=ids).logits[0].double(), -1).numpy()
+        q = torch.softmax(pruned(input_ids=ids).logits[0].double(), -1).numpy()
+    rows = range(len(prompt) - 1, len(prompt) - 1 + len(cont))
+    return np.array([np.sum(p[t] * np.log(p[t] / q[t])) for t in rows])
+
+
+def test_token_kl_matches_direct_softmax_with_padding():
+    torch.manual_seed(0)
+    dense = tiny_model("llama")
+    pruned = pruned_copy(dense)
+    rng = np.random.default_rng(0)
+    sequences = [(rng.integers(1, 128, size=a).tolist(), rng.integers(1, 128, size=b).tolist())
+                 for a, b in [(5, 9), (2, 3), (7, 12)]]
+    table = token_kl(dense, pruned, sequences, batch_size=2)  # batches of unequal lengths: padding is exercised
+    assert len(table) == 9 + 3 + 12
+    for trace, (prompt, cont) in enumerate(sequences):
+        got = table[table["trace"] == trace].sort_values("position")["kl"].to_numpy()
+        assert got == pytest.approx(direct_kl(dense, pruned, prompt, cont), rel=1e-4, abs=1e-6)
+    assert (table["kl"] > 0).all()
+    same = token_kl(dense, dense, sequences)
+    assert same["kl"].abs().max() < 1e-5
+
+
+def test_trace_divergence_on_records_and_summary():
+    from tts_prune.models.toy import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    dense = tiny_model("llama")
+    pruned = pruned_copy(dense, share=0.3)
+    records = pd.DataFrame({"prompt": ["<|im_start|>user\n2+3<|im_end|>\n", "Q: 7*6"],
+                            "thinking": ["2+3=5", "7*6=42 so"], "problem_id": ["a", "b"], "seed": [0, 0]})
+    table = trace_divergence(dense, pruned, tokenizer, records)
+    assert table.groupby("problem_id")["length"].first().tolist() == [5, 9]  # character-level tokenizer
+    ids = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    expected = direct_kl(dense, pruned, ids(records["prompt"][1]), ids(records["thinking"][1]))
+    assert table[table["problem_id"] == "b"]["kl"].to_numpy() == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    with pytest.raises(ValueError, match="thinking"):
+        trace_divergence(dense, pruned, tokenizer, records.drop(columns="thinking"))
+
+
+def test_summary_by_relative_position():
+    table = pd.DataFrame({"trace": [0] * 4 + [1] * 2, "position": [0, 1, 2, 3, 0, 1], "length": [4] * 4 + [2] * 2,
+                          "kl": [1.0, 2.0, 3.0, 4.0, 10.0, 20.0]})
+    summary = divergence_summary(table, bins=2)
+    assert summary["kl_mean"] == pytest.approx(40 / 6) and summary["kl_trace_mean"] == pytest.approx((2.5 + 15) / 2)
+    assert summary["by_position"] == [(0, pytest.approx((1 + 2 + 10) / 3)), (1, pytest.approx((3 + 4 + 20) / 3))]

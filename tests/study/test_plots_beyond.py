@@ -1,0 +1,38 @@
+"""The new figures draw exactly the numbers of the tables they are given."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from tts_prune.study import plots  # noqa: E402
+
+
+def test_sequential_vs_parallel_draws_one_line_per_run_and_mode():
+    table = pd.DataFrame({"run": ["dense"] * 3 + ["wanda"] * 2, "tokens": [10, 32, 20, 10, 32],
+                          "acc": [0.2, 0.7, 0.4, 0.1, 0.5], "ci_low": 0.0, "ci_high": 1.0,
+                          "mode": ["sequential", "sequential", "parallel maj@k", "sequential", "sequential"]})
+    fig = plots.sequential_vs_parallel(table)
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    assert set(lines) == {"dense · sequential", "dense · parallel maj@k", "wanda · sequential"}
+    assert lines["dense · sequential"].get_xydata().tolist() == [[10, 0.2], [32, 0.7]]
+    assert lines["dense · sequential"].get_color() == "black"
+
+
+def test_divergence_vs_accuracy_points():
+    table = pd.DataFrame({"run": ["a", "b"], "budget": [8, 8], "kl_mean": [0.01, 0.5], "diff": [0.0, -0.3],
+                          "ci_low": [-0.1, -0.4], "ci_high": [0.1, -0.2]})
+    fig = plots.divergence_vs_accuracy(table)
+    points = fig.axes[0].lines[0].get_xydata()
+    assert np.allclose(points, [[0.01, 0.0], [0.5, -0.3]])
+    with pytest.raises(ValueError, match="kl_mean"):
+        plots.divergence_vs_accuracy(table.drop(columns="kl_mean"))
+
+
+def test_diagnostics_boxes_per_run():
+    records = pd.DataFrame({"run": ["dense", "dense", "w"], "thinking_tokens": [1, 3, 5], "repetition": [0, 0.5, 0.1],
+                            "verify_words": [0, 2, 1]})
+    fig = plots.diagnostics(records)
+    assert len(fig.axes) == 3 and [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["dense", "w"]
