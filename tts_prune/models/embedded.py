@@ -18,7 +18,6 @@ Qwen-format prompts need neither the other chunks nor the 2.4 GB dequantized che
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import paths
-from .chunks import Part, SplitFile, assemble, locate
+from .chunks import Part, SplitFile, assemble, locate, sha256_file
 from .gguf import ModelLoadError, load_gguf, write_metadata_only
 
 if TYPE_CHECKING:
@@ -158,14 +157,6 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 _CHECKSUM_FILE = "tts_prune_checksums.json"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 _WEIGHTS = ("*.safetensors",)
 _TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
 
@@ -180,7 +171,7 @@ def _checksums_ok(directory: Path, patterns: tuple[str, ...]) -> bool:
         return False
     expected = json.loads(record.read_text())
     files = _checked_files(directory, patterns)
-    return bool(files) and all(expected.get(f.name) == _sha256(f) for f in files)
+    return bool(files) and all(expected.get(f.name) == sha256_file(f) for f in files)
 
 
 def _cached_build(target: Path, build: Callable[[Path], None], patterns: tuple[str, ...], rebuild: bool) -> Path:
@@ -196,7 +187,7 @@ def _cached_build(target: Path, build: Callable[[Path], None], patterns: tuple[s
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    sums = {f.name: _sha256(f) for f in _checked_files(tmp, patterns)}
+    sums = {f.name: sha256_file(f) for f in _checked_files(tmp, patterns)}
     (tmp / _CHECKSUM_FILE).write_text(json.dumps(sums, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
