@@ -35,10 +35,10 @@ def test_select_takes_the_best_candidate_first_on_ties_and_skips_invalid():
         assert pruned is not model  # a fresh copy is pruned, never the dense model
         return {3: 0.5, 5: 0.7, 7: 0.7}[candidate["owl_m"]]
 
-    chosen, table = selection.select(model, tokenizer, config, {"owl_lambda": [0.05, 0.2], "owl_m": [3, 5, 7]}, ids,
+    chosen, table = selection.select(model, tokenizer, config, {"owl_lambda": [0.05, 0.5], "owl_m": [3, 5, 7]}, ids,
                                      score)
     assert chosen == {"owl_lambda": 0.05, "owl_m": 5}  # 0.7 ties between M=5 and M=7: the first declared wins
-    assert len(table) == 6 and table["valid"].tolist() == [True] * 3 + [False] * 3  # lambda 0.2 > sparsity 0.1
+    assert len(table) == 6 and table["valid"].tolist() == [True] * 3 + [False] * 3  # 0.1 + 2 x 0.5 >= 1: OWL ratios would leave [0, 1)
     assert table["error"].iloc[-1].startswith("PruneConfig") and len(seen) == 3
     assert table["chosen"].sum() == 1
     dense_weight = model.model.layers[0].mlp.up_proj.weight
