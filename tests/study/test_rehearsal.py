@@ -31,3 +31,17 @@ def test_rehearsal_has_the_papers_shape(tmp_path):
         assert {"dense"} < {c.axes["method"] for c in cells if c.axes["model"] == model}
     qwen = {c.axes["benchmark"] for c in cells if c.axes["model"] == "qwen2.5-coder-0.5b-instruct"}
     assert qwen == {"math500", "gpqa-diamond", "aime24"}
+
+
+def test_rehearsal_vllm_context_fits_each_model(tmp_path):
+    """vLLM refuses a max_model_len beyond the model's positions (the toy has 512): each cell asks for no more."""
+    from tts_prune.models.toy import build_tokenizer
+
+    context = {"toy-reasoner": build_tokenizer().model_max_length, "qwen2.5-coder-0.5b-instruct": 32768}
+    rehearsal = grid.load_study(ROOT / "studies" / "rehearsal.yaml")
+    cells = [c for c in grid.expand(rehearsal, reports=tmp_path) if c.notebook == "04-tts-scaling"]
+    for cell in cells:
+        wanted = cell.parameters["vllm_options"]["max_model_len"]
+        assert wanted <= context[cell.axes["model"]], (cell.label, wanted)
+        longest = max(cell.parameters["budgets"]) + cell.parameters["answer_tokens"]
+        assert longest < wanted, (cell.label, longest)
