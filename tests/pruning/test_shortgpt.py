@@ -99,3 +99,13 @@ def test_removed_fraction_of_decoder_parameters_is_recorded(tmp_path):
     recipe = json.loads((tmp_path / "short" / "pruning_recipe.json").read_text())
     assert recipe["removed_param_fraction"] == pytest.approx(expected)
     assert recipe["achieved_label"] == f"1 of 3 blocks ({expected:.1%} of decoder parameters)"
+
+
+def test_shortgpt_that_removes_nothing_says_so():
+    # 10% of 3 blocks rounds to 0: the "pruned" model is the dense one, and the user must hear it.
+    model = tiny_model("llama")
+    dense = copy.deepcopy(model)
+    with pytest.warns(UserWarning, match=r"removes round\(0.1 x 3\) = 0 of 3 blocks.*above 0.167"):
+        result = prune(model, None, PruneConfig(method="shortgpt", sparsity=0.1), calibration=_ids(), show_progress=False)
+    assert result.removed_layers == []
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), dense.state_dict().values()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -267,6 +268,10 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
         block_params = [sum(p.numel() for p in b.parameters()) for b in decoder_layers(model)]
         scores = block_influence(model, calibration=ids, batch_size=config.batch_size, show_progress=show_progress)
         removed = layers_to_remove(scores, config.sparsity)
+        if config.sparsity > 0 and not removed:
+            warnings.warn(f"ShortGPT at sparsity={config.sparsity} removes round({config.sparsity} x {len(scores)}) = 0 "
+                          f"of {len(scores)} blocks: the model is unchanged (the same weights as dense); use "
+                          f"a sparsity above {0.5 / len(scores):.3g} to remove one block", stacklevel=2)
         removed_fraction = sum(block_params[i] for i in removed) / sum(block_params)
         remove_layers(model, removed)
         timings["prune_s"] = time.perf_counter() - t

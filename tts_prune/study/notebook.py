@@ -97,9 +97,34 @@ def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: in
     return calibration_batches(tokenizer, texts, nsamples=nsamples, seqlen=seqlen, seed=seed)
 
 
-def heldout_ids(tokenizer, source: str = "", max_tokens: int = 4096):
-    """Held-out token ids (n,) for perplexity: ``source`` (a text/JSONL path) or, when empty, the GSM8K
-    *test* solutions (calibration draws from GSM8K *train*), else the bundled ``builtin`` text."""
+def _toy_heldout(tokenizer, max_tokens: int) -> tuple[list[int], list[bool]]:
+    # The toy reasoner's perplexity on GSM8K text (characters it never saw) is in the tens of thousands and says
+    # nothing about pruning damage. It is measured on rendered *test* problems of its task, scoring the tokens
+    # its training loss scored: the assistant turn (thinking, answer, end), with the prompt as context only.
+    from ..models.toy import IM_END, assistant_text, render
+    from ..models.toy_task import make_problems
+
+    ids: list[int] = []
+    scored: list[bool] = []
+    for problem in make_problems(max(16, max_tokens // 16), seed=0, split="test"):
+        head = tokenizer(render(tokenizer, problem["problem"]), add_special_tokens=False)["input_ids"]
+        tail = tokenizer(assistant_text(problem["thinking"], problem["answer"]) + IM_END,
+                         add_special_tokens=False)["input_ids"]
+        ids += head + tail
+        scored += [False] * len(head) + [True] * len(tail)
+        if len(ids) >= max_tokens:
+            break
+    return ids, scored
+
+
+HELDOUT = {"toy-reasoning": _toy_heldout}
+
+
+def heldout(tokenizer, source: str = "", max_tokens: int = 4096):
+    """Held-out ``(ids, scored)`` for ``tts_prune.perplexity(..., scored=scored)``: ids (n,) and, per token,
+    whether it counts (None: every token). ``source``: ``toy-reasoning`` (the toy task's *test* split, its
+    assistant turns scored), a text/JSONL path, or empty: the GSM8K *test* solutions (calibration draws from
+    GSM8K *train*), else the bundled ``builtin`` text."""
     import torch
 
     from ..pruning.calibration import calibration_texts
@@ -107,11 +132,14 @@ def heldout_ids(tokenizer, source: str = "", max_tokens: int = 4096):
     if not source:
         test = [d / "gsm8k_test.jsonl" for d in (paths.BENCHMARK_DIR, paths.SHARED_BENCHMARK_DIR)]
         source = next((str(p) for p in test if p.exists()), "builtin")
-    ids: list[int] = []
+    if source in HELDOUT:
+        ids, scored = HELDOUT[source](tokenizer, max_tokens)
+        return (torch.tensor(ids[:max_tokens], dtype=torch.long), torch.tensor(scored[:max_tokens], dtype=torch.bool))
+    ids = []
     for text in calibration_texts(source):
         ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
         if len(ids) >= max_tokens:
             break
     if len(ids) < 2:
         raise ValueError(f"held-out source {source!r} gave {len(ids)} tokens; pass a text/JSONL file with more text")
-    return torch.tensor(ids[:max_tokens], dtype=torch.long)
+    return torch.tensor(ids[:max_tokens], dtype=torch.long), None
