@@ -163,3 +163,17 @@ def test_any_change_to_the_request_regenerates_and_a_rerun_regenerates_nothing(p
     before = set(load_results(tmp_path / "r")["key"])
     wider = evaluate(pair, budgets=[2, 6, 9], **base)                # a new budget: only its records are new
     assert len(set(wider["key"]) - before) == 3 and set(first["key"]) <= set(wider["key"])
+
+
+def test_evaluate_warns_when_traces_pass_the_models_context(tmp_path):
+    import warnings
+
+    model, tokenizer = toy_pair(seed=0, logit_scale=40.0)
+    data = write_set(tmp_path / "set.jsonl", n=1)
+    model.config.max_position_embeddings = 64
+    with pytest.warns(UserWarning, match=r"past the model's 64 \(max_position_embeddings\)"):
+        evaluate((model, tokenizer), str(data), [4, 48], answer_tokens=16, out=tmp_path / "a", show_progress=False)
+    model.config.max_position_embeddings = 1024
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        evaluate((model, tokenizer), str(data), [4, 48], answer_tokens=16, out=tmp_path / "b", show_progress=False)

@@ -52,6 +52,27 @@ def _model_name(model_or_path, model_name: str | None) -> str:
     return str(model_or_path)
 
 
+def _warn_past_context(prompts, tokenizer, budgets, config: DecodingConfig, model_config) -> None:
+    """Warn when a prompt + the largest budget + the answer budget passes the model's trained context.
+
+    The transformers backend keeps generating there (rotary positions extrapolate, quality does not); vLLM
+    refuses such requests at its ``max_model_len``. Either way the user should lower the budgets or
+    ``answer_tokens``, or know that the longest traces run past what the model was trained on."""
+    context = getattr(model_config, "max_position_embeddings", None)
+    if not context:
+        return
+    longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
+    answer = config.answer_tokens if config.answer_tokens is not None else 0
+    need = longest + max(budgets) + answer + 4  # + the forced end of thinking
+    if need > context:
+        import warnings
+
+        warnings.warn(f"the longest prompt ({longest} tokens) + budget {max(budgets)} + answer_tokens "
+                      f"{config.answer_tokens} reach {need} positions, past the model's {context} "
+                      f"(max_position_embeddings): traces that long run where it was never trained; lower the "
+                      f"budgets or answer_tokens to stay inside", stacklevel=3)
+
+
 def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, samples: int = 1,
              seeds=None, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
              answer_tokens: int | None = DEFAULT_ANSWER_TOKENS, waits: int = 0, min_thinking: int = 0,
@@ -111,6 +132,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
         if not group_budgets:
             continue
         prompts = {p["id"]: build_prompt(tokenizer, p["problem"], fmt, thinking=thinking) for p in problems}
+        _warn_past_context(prompts.values(), tokenizer, group_budgets, config,
+                           getattr(getattr(engine, "model", None), "config", None) or model_config)
 
         def key(problem, budget, seed):
             return record_key({**base, "problem_id": problem["id"], "prompt": prompts[problem["id"]],
