@@ -2,6 +2,7 @@
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.legend  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -16,9 +17,15 @@ def test_sequential_vs_parallel_draws_one_line_per_run_and_mode():
                           "mode": ["sequential", "sequential", "parallel maj@k", "sequential", "sequential"]})
     fig = plots.sequential_vs_parallel(table)
     lines = {line.get_label(): line for line in fig.axes[0].lines}
-    assert set(lines) == {"dense · sequential", "dense · parallel maj@k", "wanda · sequential"}
+    # only runs with a parallel probe are compared; the legend names each run once and each style once
+    assert set(lines) == {"dense · sequential", "dense · parallel maj@k"}
     assert lines["dense · sequential"].get_xydata().tolist() == [[10, 0.2], [32, 0.7]]
     assert lines["dense · sequential"].get_color() == "black"
+    legends = [[t.get_text() for t in legend.get_texts()] for legend in fig.axes[0].findobj(matplotlib.legend.Legend)]
+    assert ["dense"] in legends and ["sequential", "sampled, maj@k"] in legends
+    # without any parallel probe every run's budget curve is drawn
+    fig = plots.sequential_vs_parallel(table[table["mode"] == "sequential"])
+    assert {line.get_label() for line in fig.axes[0].lines} == {"dense · sequential", "wanda · sequential"}
 
 
 def test_divergence_vs_accuracy_points():

@@ -194,25 +194,41 @@ def paired_differences(table: pd.DataFrame, label: str = "run", title: str = "")
 def sequential_vs_parallel(table: pd.DataFrame, hue: str = "run", title: str = "") -> plt.Figure:
     """Accuracy vs generated tokens per problem: thinking longer (solid, one point per budget) against
     sampling more (dashed: maj@k; dotted: the pass@k oracle) at the same token cost, one colour per ``hue``.
-    ``table`` is ``tts_prune.tts.metrics.token_cost_table``'s."""
+    ``table`` is ``tts_prune.tts.metrics.token_cost_table``'s. Where some runs have a parallel probe, only
+    those runs are drawn (the comparison is the point; the others' budget curves are in the scaling figure);
+    the legend names each run once and each line style once."""
+    from matplotlib.lines import Line2D
+
     _require(table, ["mode", "tokens", "acc", hue], "sequential_vs_parallel")
+    probed = table.loc[table["mode"] != "sequential", hue].unique()
+    if len(probed):
+        table = table[table[hue].isin(probed)]
+    keys = sorted(table[hue].unique(), key=lambda k: (str(k) != "dense", str(k)))
+    palette = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
+    colors = {k: "black" if str(k) == "dense" else palette(i % palette.N) for i, k in enumerate(keys)}
     fig, ax = plt.subplots(figsize=(8, 4.5))
     styles = {"sequential": ("-", "o"), "parallel maj@k": ("--", "s"), "parallel pass@k": (":", "^")}
-    for index, (key, part) in enumerate(table.groupby(hue, sort=True)):
-        color = "black" if str(key) == "dense" else f"C{index % 10}"
+    for key in keys:
+        part = table[table[hue] == key]
         for mode, (line, marker) in styles.items():
             rows = part[part["mode"] == mode].sort_values("tokens")
             if rows.empty:
                 continue
-            ax.plot(rows["tokens"], rows["acc"], linestyle=line, marker=marker, color=color, label=f"{key} · {mode}")
+            ax.plot(rows["tokens"], rows["acc"], linestyle=line, marker=marker, color=colors[key], markersize=4,
+                    label=f"{key} · {mode}")
             if {"ci_low", "ci_high"} <= set(rows.columns):
-                ax.fill_between(rows["tokens"], rows["ci_low"], rows["ci_high"], color=color, alpha=0.08)
+                ax.fill_between(rows["tokens"], rows["ci_low"], rows["ci_high"], color=colors[key], alpha=0.08)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("generated tokens per problem (thinking + answer, all samples)")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title or "Think longer or sample more? (equal token cost)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    runs = [Line2D([], [], color=colors[k], linewidth=2, label=str(k)) for k in keys]
+    modes = [Line2D([], [], color="grey", linestyle=line, marker=marker, label=mode.replace("parallel ", "sampled, "))
+             for mode, (line, marker) in styles.items() if (table["mode"] == mode).any()]
+    first = ax.legend(handles=runs, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title=hue)
+    ax.add_artist(first)
+    ax.legend(handles=modes, fontsize=7, loc="lower left", bbox_to_anchor=(1.01, 0.0), title="spent on")
     fig.tight_layout()
     return fig
 
