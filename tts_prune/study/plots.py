@@ -124,11 +124,20 @@ def budget_axis(ax, budgets) -> None:
     ax.set_xlabel("thinking budget (tokens)")
 
 
+def _panels_with_legend(panels: int, entries: int, width: float = 5.5, height: float = 4.0):
+    """A row of ``panels`` axes plus room on the right for a legend of ``entries`` lines, so a long legend
+    (a study's 20 runs) sits beside the curves instead of shrinking them."""
+    legend_width = 0.0 if entries <= 1 else 2.0 + 0.06 * min(entries, 40) + 1.6
+    fig, axes = plt.subplots(1, panels, figsize=(width * panels + legend_width, max(height, 0.19 * entries + 1.2)),
+                             squeeze=False, sharey=True)
+    return fig, axes
+
+
 def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = None, title: str = "") -> plt.Figure:
     """Accuracy vs thinking budget with 95% CI bands, one line per ``hue`` value, one panel per ``facet``."""
     _require(table, ["budget", "acc"] + [hue] + ([facet] if facet else []), "scaling_curves")
     panels = sorted(table[facet].unique()) if facet else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False, sharey=True)
+    fig, axes = _panels_with_legend(len(panels), table[hue].nunique())
     for ax, panel in zip(axes[0], panels):
         part = table if panel is None else table[table[facet] == panel]
         _band(ax, part, "budget", hue)
@@ -161,7 +170,7 @@ def accuracy_vs_sparsity(table: pd.DataFrame, hue: str = "method", facet: str | 
     """Accuracy at the largest budget vs sparsity, one line per ``hue`` (0 = the dense model)."""
     _require(table, ["sparsity", "acc", hue], "accuracy_vs_sparsity")
     panels = sorted(table[facet].unique()) if facet else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False, sharey=True)
+    fig, axes = _panels_with_legend(len(panels), table[hue].nunique())
     for ax, panel in zip(axes[0], panels):
         part = table if panel is None else table[table[facet] == panel]
         _band(ax, part, "sparsity", hue)
@@ -169,7 +178,7 @@ def accuracy_vs_sparsity(table: pd.DataFrame, hue: str = "method", facet: str | 
         ax.set_ylabel("accuracy at the largest budget")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(str(panel) if panel is not None else "Accuracy vs sparsity")
-    axes[0][-1].legend(title=hue, fontsize=8)
+    axes[0][-1].legend(title=hue, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
