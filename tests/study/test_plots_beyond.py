@@ -43,3 +43,17 @@ def test_diagnostics_boxes_per_run():
                             "verify_words": [0, 2, 1]})
     fig = plots.diagnostics(records)
     assert len(fig.axes) == 3 and [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["dense", "w"]
+
+
+def test_scaling_curves_draw_each_run_and_keep_a_long_legend_beside_the_axes():
+    runs = ["dense"] + [f"{m}/{a}/{s}/toy-reasoning" for m in ("magnitude", "wanda", "sparsegpt")
+                        for a in ("uniform", "owl", "layerif") for s in (0.2, 0.5)]  # 19 runs, as a study has
+    table = pd.DataFrame([{"run": r, "budget": b, "acc": 0.1 * i + b / 1000, "ci_low": 0.0, "ci_high": 1.0,
+                           "benchmark": "toy"} for i, r in enumerate(runs) for b in (8, 64, 256)])
+    fig = plots.scaling_curves(table, hue="run", facet="benchmark")
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    assert set(t.get_text() for t in legend.get_texts()) == set(runs)
+    assert len(ax.lines) >= len(runs)
+    # the axes keep most of the figure's width: the legend has its own room
+    assert ax.get_position().width > 0.45
