@@ -35,7 +35,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 ## study: the main job: run the notebook grid of STUDY (default studies/default.yaml) offline; reports/index.html
-study: $(STAMP) data
+# A study that names the embedded Qwen2.5 (the default does) first installs and builds it (`make qwen`).
+study: $(STAMP) data $(if $(shell grep -l 'qwen2.5-coder-0.5b-instruct' $(STUDY) 2>/dev/null),qwen)
 	$(BIN)/tts-prune study --study $(STUDY)
 
 ## test: set up, then run the whole test suite (tests marked qwen, which need the 2.4 GB model, excepted)
