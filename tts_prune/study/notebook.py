@@ -99,19 +99,17 @@ def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: in
 
 def _toy_heldout(tokenizer, max_tokens: int) -> tuple[list[int], list[bool]]:
     # The toy reasoner's perplexity on GSM8K text (characters it never saw) is in the tens of thousands and says
-    # nothing about pruning damage. It is measured on rendered *test* problems of its task, scoring the tokens
-    # its training loss scored: the assistant turn (thinking, answer, end), with the prompt as context only.
-    from ..models.toy import IM_END, assistant_text, render
+    # nothing about pruning damage. It is measured on *test* problems of its task, rendered as its training
+    # renders them and scoring the tokens its training loss scored (the assistant turn; the prompt is context).
+    from ..models.toy import training_example
     from ..models.toy_task import make_problems
 
     ids: list[int] = []
     scored: list[bool] = []
     for problem in make_problems(max(16, max_tokens // 16), seed=0, split="test"):
-        head = tokenizer(render(tokenizer, problem["problem"]), add_special_tokens=False)["input_ids"]
-        tail = tokenizer(assistant_text(problem["thinking"], problem["answer"]) + IM_END,
-                         add_special_tokens=False)["input_ids"]
-        ids += head + tail
-        scored += [False] * len(head) + [True] * len(tail)
+        example, labels = training_example(tokenizer, problem, cut=None)
+        ids += example
+        scored += [label != -100 for label in labels]
         if len(ids) >= max_tokens:
             break
     return ids, scored

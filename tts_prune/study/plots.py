@@ -127,7 +127,7 @@ def budget_axis(ax, budgets) -> None:
 def _panels_with_legend(panels: int, entries: int, width: float = 5.5, height: float = 4.0):
     """A row of ``panels`` axes plus room on the right for a legend of ``entries`` lines, so a long legend
     (a study's 20 runs) sits beside the curves instead of shrinking them."""
-    legend_width = 0.0 if entries <= 1 else 2.0 + 0.06 * min(entries, 40) + 1.6
+    legend_width = 0.0 if entries <= 1 else 3.6 + 0.06 * min(entries, 40)
     fig, axes = plt.subplots(1, panels, figsize=(width * panels + legend_width, max(height, 0.19 * entries + 1.2)),
                              squeeze=False, sharey=True)
     return fig, axes
