@@ -45,6 +45,8 @@ _EXPORTS = {
     "budget_accuracy": "models.toy",
     # test-time scaling evaluation (issue #6)
     "evaluate": "tts.evaluation",
+    "open_engine": "tts.engine",
+    "Engine": "tts.engine",
     "grade": "tts.evaluation",
     "load_results": "tts.results",
     "accuracy_table": "tts.stats",

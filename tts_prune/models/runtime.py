@@ -49,3 +49,15 @@ def use_threads(threads: int | str | None = AUTO) -> int:
     count = resolve_threads(threads)
     torch.set_num_threads(count)
     return count
+
+
+def free_accelerator() -> None:
+    """Collect garbage and return PyTorch's cached CUDA blocks to the driver, so that memory freed in this process
+    (an engine shut down, a model dropped) is there for the next model, here or in another process."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .. import paths
+from ..models.runtime import free_accelerator
 from .generation import DecodingConfig, Generation, eos_ids, sweep_batch
 from .formats import ThinkingFormat
 
@@ -86,12 +87,9 @@ def save_artifact(model, tokenizer, root: Path | None = None, reuse: Path | None
 
 def release(model) -> None:
     """Move an HF model off the accelerator so another engine (vLLM) can have its memory."""
-    import torch
-
     if next(model.parameters()).device.type != "cpu":
         model.to("cpu")
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_accelerator()
 
 
 def resolve_artifact(reference: str) -> ModelArtifact:
@@ -136,18 +134,22 @@ class TransformersBackend:
 
     name = "transformers"
 
-    def __init__(self, model, tokenizer, fingerprint: str | None = None, chunk_rows: int = 8):
+    def __init__(self, model, tokenizer, fingerprint: str | None = None, chunk_rows: int = 8, owned: bool = False):
         from ..models.loading import model_fingerprint
 
         self.model, self.tokenizer = model, tokenizer
         self.fingerprint = fingerprint or model_fingerprint(model)
         self.chunk_rows = int(chunk_rows)
+        self.owned = owned  # loaded by this backend (from a reference): freed on close
 
     def sweep(self, prompts, seeds, budgets, fmt, config) -> list[Generation]:
         return sweep_batch(self.model, self.tokenizer, prompts, seeds, budgets, fmt, config)
 
     def close(self) -> None:
-        pass
+        """Drop the model; one this backend loaded itself is freed (a caller's pair stays the caller's)."""
+        self.model = None
+        if self.owned:
+            free_accelerator()
 
 
 def _transformers(model_or_path, options: dict) -> TransformersBackend:
@@ -155,9 +157,9 @@ def _transformers(model_or_path, options: dict) -> TransformersBackend:
 
     if isinstance(model_or_path, (tuple, list)):
         model, tokenizer = model_or_path
-    else:
-        model, tokenizer = load_model(model_or_path, dtype=options.get("dtype", "auto"))
-    return TransformersBackend(model, tokenizer, chunk_rows=options.get("batch_size", 8))
+        return TransformersBackend(model, tokenizer, chunk_rows=options.get("batch_size", 8))
+    model, tokenizer = load_model(model_or_path, dtype=options.get("dtype", "auto"))
+    return TransformersBackend(model, tokenizer, chunk_rows=options.get("batch_size", 8), owned=True)
 
 
 def _vllm(model_or_path, options: dict):

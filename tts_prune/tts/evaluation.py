@@ -20,8 +20,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .backends import BACKENDS, open_backend, pick_backend  # noqa: F401  (pick_backend re-exported)
+from .backends import BACKENDS, pick_backend  # noqa: F401  (pick_backend re-exported)
 from .benchmarks import load_benchmark, resolve
+from .engine import Engine, open_engine
 from .formats import ThinkingFormat, answer_only, build_prompt, detect_format, get_format
 from .generation import DEFAULT_ANSWER_TOKENS, DecodingConfig, Generation, check_budgets
 from .grading import DEFAULT_TIMEOUT_S, grade_answer
@@ -41,15 +42,6 @@ def graded_text(g: Generation, fmt: ThinkingFormat, grade_thinking: bool = False
     if not g.capped and not fmt.think_end.strip():
         return g.thinking + g.answer  # generic natural stop: the model's whole response is its answer
     return f"{g.thinking}\n{g.answer}" if grade_thinking else g.answer
-
-
-def _model_name(model_or_path, model_name: str | None) -> str:
-    if model_name:
-        return model_name
-    if isinstance(model_or_path, (tuple, list)):
-        model = model_or_path[0]
-        return getattr(model.config, "_name_or_path", "") or type(model).__name__
-    return str(model_or_path)
 
 
 def _warn_past_context(prompts, tokenizer, budgets, config: DecodingConfig, model_config) -> None:
@@ -83,7 +75,11 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
              show_progress: bool = True) -> pd.DataFrame:
     """Evaluate a model on ``benchmark`` at every thinking budget; one row per problem x budget x sample.
 
-    ``model_or_path``: a loaded ``(model, tokenizer)`` pair or a reference for ``load_model``.
+    ``model_or_path``: a loaded ``(model, tokenizer)`` pair or a reference for ``load_model`` (its backend is
+    opened for this call and closed on the way out), or an open ``Engine`` (``tts_prune.open_engine``), which
+    serves many calls (one per benchmark of a model variant) and stays open; its backend arguments (``backend``,
+    ``batch_size``, ``tensor_parallel_size``, ``data_parallel_size``, ``model_dir``, ``vllm_options``) are
+    then fixed by ``open_engine`` and may only be repeated here. The records are the same either way.
     ``seeds`` (explicit sample seeds) default to ``range(samples)``; greedy decoding uses one seed, 0.
     ``answer_tokens``: the answer's own budget (None: until a stop token). ``waits``/``min_thinking``: s1's
     extension and minimum-thinking modes. ``thinking_format``: a ``FORMATS`` name or a ``ThinkingFormat``
@@ -95,6 +91,15 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     matches instead of saving a copy). ``vllm_options`` go to ``vllm.LLM`` (e.g.
     ``{"gpu_memory_utilization": 0.3, "dtype": "float32"}``; on CPU a share of RAM).
     """
+    if not isinstance(model_or_path, Engine):  # a model: an engine for this call only, closed however it ends
+        call = dict(locals())  # the arguments (the first statement: nothing else is local yet)
+        with open_engine(model_or_path, backend, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size,
+                         data_parallel_size=data_parallel_size, model_dir=model_dir, vllm_options=vllm_options,
+                         model_name=model_name) as session:
+            return evaluate(**{**call, "model_or_path": session})
+    engine = model_or_path.check(backend=backend, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size,
+                                 data_parallel_size=data_parallel_size, model_dir=model_dir, vllm_options=vllm_options)
+    batch_size = model_or_path.options["batch_size"]
     budgets = check_budgets(budgets)
     if samples < 1:
         raise ValueError(f"samples={samples} must be >= 1")
@@ -105,14 +110,9 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
                             waits=waits, min_thinking=min_thinking, batch_size=batch_size)
     spec, _ = resolve(benchmark)
     problems = load_benchmark(benchmark, limit, benchmark_seed)
-    name = _model_name(model_or_path, model_name)
-    options = {"batch_size": batch_size}
-    if pick_backend(backend) == "vllm":
-        options.update(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
-                       model_dir=model_dir, **(vllm_options or {}))
-    engine = open_backend(backend, model_or_path, **options)
+    name = model_name or model_or_path.name
     tokenizer = engine.tokenizer
-    model_config = getattr(model_or_path[0], "config", None) if isinstance(model_or_path, (tuple, list)) else None
+    model_config = model_or_path.model_config
     fmt = get_format(thinking_format) if thinking_format is not None else detect_format(tokenizer, name, model_config)
     store = ResultStore(out)
     base = {"model": name, "model_hash": engine.fingerprint, "recipe": dict(recipe or {}), "benchmark": spec.name,
@@ -166,7 +166,6 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
             store.append(records)
             bar.update(len(gens))
     bar.close()
-    engine.close()
     frame = load_results(store.root)
     if frame.empty:
         return frame.reindex(columns=COLUMNS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from ..models.runtime import free_accelerator
 from .formats import ThinkingFormat, wait_text
 from .generation import (DecodingConfig, Generation, answer_seed, answer_stop_ids, check_budgets, encode,
                          end_trigger_ids, eos_ids, forced_end_ids, natural_end_ids)
@@ -74,6 +75,7 @@ class VLLMEngine:
         except ImportError as error:  # pragma: no cover - depends on the environment
             raise ImportError(INSTALL_HINT) from error
         engine_kwargs = cpu_engine_options(engine_kwargs, current_platform.is_cpu())
+        self._had_distributed = _distributed_initialized()  # a torch.distributed group that is not ours to end
         self.llm = LLM(model=path, tokenizer=path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                        enable_prefix_caching=True, seed=0, **engine_kwargs)
 
@@ -89,7 +91,33 @@ class VLLMEngine:
         return [list(o.outputs[0].token_ids) for o in outs]
 
     def close(self) -> None:
-        del self.llm
+        """Shut vLLM down and give its memory back, so the next model loaded in this process fits.
+
+        vLLM 0.32's ``LLM`` has no shutdown method, and ``del llm`` frees nothing while anything else still
+        references it: its engine core (a separate process by default, in-process with
+        ``VLLM_ENABLE_V1_MULTIPROCESSING=0``) keeps the weights and the KV cache, up to
+        ``gpu_memory_utilization`` of the GPU. ``llm.llm_engine.engine_core.shutdown()`` stops it either way (the
+        process, or the in-process executor and its workers); then vLLM's model-parallel groups are destroyed, and
+        torch.distributed's default group too when the engine created it (what vLLM's own tests do between engines,
+        ``cleanup_dist_env_and_memory``), and garbage and the CUDA cache are collected. A second call does nothing.
+        """
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is None:
+            return
+        llm.llm_engine.engine_core.shutdown()
+        del llm
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        if not self._had_distributed and _distributed_initialized():
+            destroy_distributed_environment()
+        free_accelerator()
+
+
+def _distributed_initialized() -> bool:
+    import torch
+
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def _serve(conn, factory, path: str, devices: str | None) -> None:
@@ -148,11 +176,21 @@ class DataParallelEngine:
                 outs[j] = ids
         return outs
 
-    def close(self) -> None:
-        for process, conn in self.workers:
-            conn.send(None)
-            process.join(timeout=120)
-        self.workers = []
+    def close(self, timeout_s: float = 120) -> None:
+        """Stop every replica: each closes its engine and exits; one that has not exited after ``timeout_s``
+        (hung, or already dead) is terminated, so no replica process keeps its GPUs after the cell."""
+        workers, self.workers = self.workers, []
+        for _, conn in workers:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):  # the replica is gone already
+                pass
+        for process, conn in workers:
+            process.join(timeout=timeout_s)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
+            conn.close()
 
 
 class VLLMBackend:
