@@ -130,8 +130,13 @@ def test_evaluation_records_cover_the_grid(smoke):
     assert set(records["budget"]) == set(cfg.budgets)
     assert (records["thinking_tokens"] <= records["budget"]).all()
     assert records["correct"].isin([0, 1, True, False]).all()
-    per_cell = len(cfg.budgets) * cfg.limit * len(cfg.seeds) * cfg.samples
-    assert len(records) == per_cell * len(evaluated)
+    per_benchmark = len(cfg.budgets) * cfg.limit * len(cfg.seeds) * cfg.samples
+    assert len(records) == sum(per_benchmark * len(c.parameters["benchmarks"]) for c in evaluated)
+    for cell in evaluated:  # one cell per model variant evaluates every benchmark, each in its own figure folder
+        assert cell.parameters["benchmarks"] == list(grid._benchmarks(cfg))
+        figures = Path(cell.parameters["figures_dir"])
+        for name in set(records["benchmark"]):
+            assert (figures / grid.slug(name) / "thinking_tokens.png").exists(), (cell.label, name)
 
 
 def test_no_gpqa_question_reaches_a_rendered_report(smoke):
@@ -139,7 +144,7 @@ def test_no_gpqa_question_reaches_a_rendered_report(smoke):
                    if (d / "gpqa_diamond.jsonl.gz").exists()), None)
     if source is None:
         pytest.skip("GPQA-Diamond file not present (make data)")
-    assert any(c.axes.get("benchmark") == "gpqa-diamond" for c in smoke["cells"])
+    assert any("gpqa-diamond" in c.parameters["benchmarks"] for c in smoke["cells"] if c.notebook == "04-tts-scaling")
     with gzip.open(source, "rt", encoding="utf-8") as handle:
         questions = [json.loads(line)["Question"].strip() for line in handle if line.strip()]
     pages = [c.html.read_text(encoding="utf-8") for c in smoke["cells"]] + [c.output.read_text() for c in smoke["cells"]]
@@ -172,7 +177,7 @@ def test_04_evaluates_the_model_03_saved_and_never_prunes(smoke, tmp_path, monke
     called.unlink()
 
     (source,) = [c for c in smoke["cells"] if c.notebook == "03-pruning"]
-    (cell,) = [c for c in smoke["cells"] if c.notebook == "04-tts-scaling" and c.needs and c.axes["benchmark"] == "gsm8k"]
+    (cell,) = [c for c in smoke["cells"] if c.notebook == "04-tts-scaling" and c.needs]
     assert cell.needs == (source.key,) and cell.parameters["pruned_model"] == source.parameters["model_out"]
     recipe = json.loads((Path(source.parameters["model_out"]) / "pruning_recipe.json").read_text())
     upstream = {source.key: execute.read_marker(source)["output"]}
@@ -184,7 +189,7 @@ def test_04_evaluates_the_model_03_saved_and_never_prunes(smoke, tmp_path, monke
     execute.run_cell(again, show_progress=False, upstream=upstream)
     assert not called.exists()
     records = tts_prune.load_results(tmp_path / "records")
-    assert len(records) == len(smoke["study"].budgets) * smoke["study"].limit
+    assert len(records) == len(smoke["study"].budgets) * smoke["study"].limit * len(cell.parameters["benchmarks"])
     assert set(records["model_hash"]) == {recipe["pruned_fingerprint"]}  # the very weights 03 saved
     assert all(r["achieved_sparsity"] == recipe["global_sparsity"] and r["method"] == recipe["method"]
                for r in records["recipe"])

@@ -38,10 +38,13 @@ def test_expand_counts_match_an_independent_enumeration(tmp_path):
     assert len(by_nb["01-calibration"]) == 2
     assert len(by_nb["02-allocation"]) == 2 * 2
     assert len(by_nb["03-pruning"]) == 2 * len(recipes)
-    assert len(by_nb["04-tts-scaling"]) == 2 * 2 * (len(recipes) + 1)  # + dense, per model and benchmark
+    assert len(by_nb["04-tts-scaling"]) == 2 * (len(recipes) + 1)  # + dense, per model: one cell per model variant
     assert len(by_nb["05-report"]) == 1
     dense = [c for c in by_nb["04-tts-scaling"] if c.axes["method"] == "dense"]
-    assert len(dense) == 4 and all(c.axes["sparsity"] == 0.0 for c in dense)
+    assert len(dense) == 2 and all(c.axes["sparsity"] == 0.0 for c in dense)
+    # every benchmark is evaluated inside each 04 cell (one model load, one engine), in the study's order
+    assert all(c.parameters["benchmarks"] == list(cfg.benchmarks) and "benchmark" not in c.axes
+               for c in by_nb["04-tts-scaling"])
     assert cells[-1].notebook == "05-report"  # the report runs after every evaluation
 
 
@@ -83,7 +86,8 @@ def test_cells_form_the_dag_that_prunes_once(tmp_path):
     evaluated = [c for c in cells if c.notebook == "04-tts-scaling"]
     pruned = [c for c in cells if c.notebook == "03-pruning"]
     readers = {k: sum(k in c.needs for c in evaluated) for k in (c.key for c in pruned)}
-    assert set(readers.values()) == {len(cfg.benchmarks)}  # each pruned model is evaluated on every benchmark
+    assert set(readers.values()) == {1}  # each pruned model is read by one 04 cell, which runs every benchmark
+    assert all(c.parameters["benchmarks"] == list(cfg.benchmarks) for c in evaluated)
     (report,) = [c for c in cells if c.notebook == "05-report"]
     assert set(report.needs) == {c.key for c in pruned + evaluated}
 
@@ -121,12 +125,17 @@ def test_optional_benchmarks_only_when_their_file_exists(tmp_path, monkeypatch):
                   optional_benchmarks=("aime24",))
 
     def benchmarks():
-        return {c.axes["benchmark"] for c in grid.expand(cfg, reports=tmp_path) if c.notebook == "04-tts-scaling"}
+        cells = [c for c in grid.expand(cfg, reports=tmp_path) if c.notebook == "04-tts-scaling"]
+        assert len(cells) == 1 + (2 * 2 + 1) * 2  # dense + one per recipe (see above): never one per benchmark
+        (values,) = {tuple(c.parameters["benchmarks"]) for c in cells}
+        return values
 
-    assert benchmarks() == {"toy-reasoning"}
+    assert benchmarks() == ("toy-reasoning",)
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "aime24.jsonl").write_text("{}\n")
-    assert benchmarks() == {"toy-reasoning", "aime24"}
+    assert benchmarks() == ("toy-reasoning", "aime24")
+    assert not [c for c in grid.expand(_config(models=("m",), benchmarks=()), reports=tmp_path)
+                if c.notebook == "04-tts-scaling"]  # no benchmark: nothing to evaluate
 
 
 def test_study_files_load_and_bad_ones_explain_themselves(tmp_path):

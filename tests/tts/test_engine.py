@@ -150,25 +150,11 @@ def test_vllm_engine_close_shuts_the_core_down_and_only_its_own_distributed_stat
     assert _events(fake_vllm) == expected and fake_vllm.LLM.alive == 0
 
 
-class _HangingEngine:
-    """A replica engine whose close never returns (a wedged vLLM): DataParallelEngine.close must not wait forever."""
-
-    def __init__(self, path):
-        pass
-
-    def generate(self, prompts_ids, requests):
-        return [[1] for _ in prompts_ids]
-
-    def close(self):
-        import time
-
-        time.sleep(600)
-
-
 def test_data_parallel_close_ends_every_replica_even_a_hung_one():
+    from tests._hanging_engine import HangingEngine
     from tts_prune.tts.vllm_backend import DataParallelEngine
 
-    engine = DataParallelEngine("unused", 2, _HangingEngine)
+    engine = DataParallelEngine("unused", 1, HangingEngine)  # one replica: each spawned process costs seconds
     assert engine.generate([[5], [6], [7]], [None] * 3) == [[1], [1], [1]]
     processes = [p for p, _ in engine.workers]
     engine.close(timeout_s=2)

@@ -9,6 +9,11 @@ The cells form a DAG (``Cell.needs``): a pruned 04-tts-scaling cell evaluates th
 03-pruning cell of the same (model, method, allocation, sparsity) saved, so it needs that cell (and the
 03 cell is part of the study even where 03-pruning is not listed); the dense baseline, 01 and 02 need
 nothing; 05-report needs every 03 and 04 cell (it reads their results and tables).
+
+A 04-tts-scaling cell is one *model variant* (a model and a recipe, or the dense model): the study's
+benchmarks are its ``benchmarks`` parameter, evaluated one after another with one model load and one
+backend (one vLLM engine start), not an axis of cells that would load and start the same weights once
+per benchmark.
 """
 from __future__ import annotations
 
@@ -30,10 +35,10 @@ NOTEBOOK_AXES: dict[str, tuple[str, ...]] = {
     "01-calibration": ("model",),
     "02-allocation": ("model", "sparsity"),
     "03-pruning": ("model", "method", "allocation", "sparsity"),
-    "04-tts-scaling": ("model", "method", "allocation", "sparsity", "benchmark"),
+    "04-tts-scaling": ("model", "method", "allocation", "sparsity"),  # + every benchmark, inside the cell
     "05-report": (),
 }
-DENSE = "dense"  # the unpruned baseline of 04-tts-scaling: one cell per (model, benchmark)
+DENSE = "dense"  # the unpruned baseline of 04-tts-scaling: one cell per model
 # The DAG: 03 saves a pruned model, 04 evaluates it, 05 summarises; RECIPE_AXES tie a 04 cell to its 03 cell.
 PRODUCER, CONSUMER, SUMMARY = "03-pruning", "04-tts-scaling", "05-report"
 RECIPE_AXES = ("model", "method", "allocation", "sparsity")
@@ -208,11 +213,12 @@ def benchmark_available(name: str) -> bool:
 
 def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
     combos = []
-    if notebook == "04-tts-scaling":  # the dense baseline first, once per (model, benchmark)
-        combos += [dict(method=DENSE, allocation="uniform", sparsity=0.0, benchmark=b) for b in _benchmarks(cfg)]
+    if notebook == "04-tts-scaling":  # the dense baseline first, once per model; no benchmark: nothing to evaluate
+        if not _benchmarks(cfg):
+            return []
+        combos.append(dict(method=DENSE, allocation="uniform", sparsity=0.0))
     methods = cfg.tts_methods if notebook == "04-tts-scaling" and cfg.tts_methods is not None else cfg.methods
-    values = {"method": methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities,
-              "benchmark": _benchmarks(cfg)}
+    values = {"method": methods, "allocation": cfg.allocations, "sparsity": cfg.sparsities}
     axes = [a for a in NOTEBOOK_AXES[notebook] if a != "model"]
     extra = [(axis, getattr(cfg, key)) for axis, key in CALIBRATION_AXES.items()
              if notebook in ("03-pruning", "04-tts-scaling") and len(getattr(cfg, key)) > 1]
@@ -261,8 +267,7 @@ def expand(study: StudyConfig, reports: Path | None = None, results: Path | None
 def _needed_recipes(cfg: StudyConfig) -> list[dict]:
     if CONSUMER not in cfg.notebooks:
         return []
-    rows = [{k: v for k, v in r.items() if k != "benchmark"} for r in _axis_values(cfg, CONSUMER) if r["method"] != DENSE]
-    return list({tuple(r.items()): r for r in rows}.values())
+    return [r for r in _axis_values(cfg, CONSUMER) if r["method"] != DENSE]
 
 
 def _link(cells: list[Cell]) -> list[Cell]:
@@ -298,6 +303,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
     calibration = {"calibration": cfg.calibration[0], "calibration_seed": cfg.calibration_seeds[0]}
     calibration.update({k: v for k, v in axes.items() if k in CALIBRATION_AXES})
     parameters = {"threads": AUTO, **cfg.params, **axes_extra, **axes,  # without params.threads: every core
+                  "benchmarks": list(_benchmarks(cfg)),  # 04 evaluates them all on one engine
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,

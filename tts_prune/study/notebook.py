@@ -141,3 +141,11 @@ def heldout(tokenizer, source: str = "", max_tokens: int = 4096):
     if len(ids) < 2:
         raise ValueError(f"held-out source {source!r} gave {len(ids)} tokens; pass a text/JSONL file with more text")
     return torch.tensor(ids[:max_tokens], dtype=torch.long), None
+
+
+def benchmark_dir(root, benchmark: str) -> Path:
+    """``root/<benchmark>``: one benchmark's figures or tables inside a 04-tts-scaling cell's folders, which hold
+    every benchmark of the cell (one model variant, evaluated on all of them with one engine)."""
+    from .grid import slug
+
+    return paths.ensure(Path(root) / slug(benchmark))
