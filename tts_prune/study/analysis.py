@@ -45,7 +45,8 @@ def overthinking_vs_dense(df: pd.DataFrame, keys=KEYS, **kwargs) -> pd.DataFrame
 
 
 def read_divergences(artifacts_root) -> pd.DataFrame:
-    """Every ``divergence.json`` that 04-tts-scaling wrote under ``artifacts_root``."""
+    """Every ``divergence.json`` that 04-tts-scaling wrote under ``artifacts_root``: one per benchmark of each pruned
+    04 cell (``04-tts-scaling/<cell>/<benchmark>/divergence.json``; each names its model, benchmark and recipe)."""
     found = sorted(Path(artifacts_root).glob("04-tts-scaling/**/divergence.json"))
     return pd.DataFrame([json.loads(p.read_text()) for p in found])
 
