@@ -162,6 +162,6 @@ def divergence_step(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dt
         fix = (f"dense and pruned weights together need {2 * shape.weight_bytes(dtype) / GiB:.1f} GiB: use a device "
                "that holds both models, or set divergence_traces to 0")
     else:
-        fix = ("stream the divergence: one trace at a time with logits in slices of positions (divergence batch 1, "
-               f"slice 1024: {batch * positions * shape.vocab * (b + 8) / GiB:.1f} GiB of logits now)")
+        fix = (f"this setting holds {batch * positions * shape.vocab * (b + 8) / GiB:.1f} GiB of logits at once; stream "
+               "the divergence: one trace at a time with logits in slices of positions (divergence batch 1, slice 1024)")
     return Step("divergence", peak, seconds, fix)

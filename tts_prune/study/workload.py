@@ -81,12 +81,18 @@ def allowance(budget: int, answer_tokens: int, max_gen_tokens: int | None) -> in
     return max(max_gen_tokens - budget, 1) if max_gen_tokens else answer_tokens
 
 
+def _answer(budget: int, answer: int | None, answer_tokens: int, max_gen_tokens: int | None) -> int:
+    """The answer length planned at ``budget``: the assumed mean, never above the allowance (None: the allowance)."""
+    cap = allowance(budget, answer_tokens, max_gen_tokens)
+    return cap if answer is None else min(answer, cap)
+
+
 def kit_generation(p: Problems, budgets, sequences_per_problem: int, answer: int | None, answer_tokens: int,
                    max_gen_tokens: int | None = None) -> Generation:
     """One benchmark in the kit's sweep; ``answer`` tokens per answer (None: the worst case, the allowance)."""
     n = p.count * sequences_per_problem
     top = max(budgets)
-    answers = [(b, answer if answer is not None else allowance(b, answer_tokens, max_gen_tokens)) for b in budgets]
+    answers = [(b, _answer(b, answer, answer_tokens, max_gen_tokens)) for b in budgets]
     think = n * top
     spoken = n * sum(a for _, a in answers)
     context = (think * (p.prompt_mean + top / 2)
@@ -99,7 +105,7 @@ def authors_generation(p: Problems, budget: int, sequences_per_problem: int, ans
                        answer_tokens: int, max_gen_tokens: int | None = None) -> Generation:
     """One ``lm_eval`` run of the authors' scripts: one benchmark at one budget and seed."""
     n = p.count * sequences_per_problem
-    a = answer if answer is not None else allowance(budget, answer_tokens, max_gen_tokens)
+    a = _answer(budget, answer, answer_tokens, max_gen_tokens)
     tokens = n * (budget + a)
     context = (n * budget * (p.prompt_mean + budget / 2) + n * a * (p.prompt_mean + budget + a / 2)) / max(tokens, 1)
     prefill = n * (2 * p.prompt_mean + budget + FORCED_END)  # the answer prompt is prefilled from scratch
