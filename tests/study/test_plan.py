@@ -158,3 +158,23 @@ def test_plan_predicts_the_tokens_of_a_cpu_run(tmp_path):
     # at a given throughput the plan's decode time is tokens / rate
     step = plan.steps[(plan.steps["cell"] == dense["cell"]) & plan.steps["step"].str.startswith("generation toy")]
     assert step["tokens"].iloc[0] == 3 * 2 * (16 + 2 * 8)  # the assumed 200-token answers capped at 8
+
+
+def test_device_rehearsal_dry_run_on_cpu(capsys):
+    """bench/device_check.py --rehearsal --dry-run: every step at tiny shapes, on CPU, with the plan beside it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("device_check", ROOT / "bench" / "device_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.argparse.Namespace(rehearsal=True, dry_run=True, models="Qwen/Qwen3-8B", prompts=2, budgets=None)
+    rows = module.rehearse(args)
+    steps = [r[1] for r in rows]
+    assert steps[0] == "random init" and steps[1].startswith("wanda 20% (0.2")
+    assert steps[2].startswith("sweep [16, 32]") and steps[3].startswith("divergence, 2 traces")
+    assert all(r[2].seconds > 0 for r in rows)
+    # the synthetic tokenizer round-trips every id of the model's vocabulary
+    tokenizer = module.synthetic_tokenizer(512)
+    ids = list(range(len(module.SPECIALS), 512))
+    assert tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] == ids
+    assert "plan MiB" in capsys.readouterr().out

@@ -87,12 +87,16 @@ class ModelShape:
 @functools.lru_cache(maxsize=16)
 def model_shape(model: str) -> ModelShape:
     """The :class:`ModelShape` of ``model`` (a hub id, local directory or embedded name), from its config."""
+    return shape_from_config(load_config(model), model)
+
+
+def shape_from_config(config, name: str = "") -> ModelShape:
+    """The :class:`ModelShape` of a transformers config (e.g. a shrunk copy of a shipped one)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     from ..models.layers import decoder_layers, prunable_linears, weight_matrix
 
-    config = load_config(model)
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     with torch.device("meta"):  # shapes without storage: an 8B model costs no memory here
         net = AutoModelForCausalLM.from_config(config)
@@ -102,10 +106,10 @@ def model_shape(model: str) -> ModelShape:
             seen.add(id(p))
             params += p.numel()
     blocks = decoder_layers(net)
-    linears = tuple((name, *weight_matrix(m).shape) for name, m in prunable_linears(blocks[0]).items())
+    linears = tuple((n, *weight_matrix(m).shape) for n, m in prunable_linears(blocks[0]).items())
     heads = text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    return ModelShape(name=model, params=params, layers=len(blocks), hidden=text.hidden_size,
+    return ModelShape(name=name, params=params, layers=len(blocks), hidden=text.hidden_size,
                       intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size), heads=heads,
                       kv_heads=getattr(text, "num_key_value_heads", None) or heads, head_dim=head_dim,
                       vocab=text.vocab_size, max_positions=getattr(text, "max_position_embeddings", 0) or 0,
