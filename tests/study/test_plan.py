@@ -178,3 +178,18 @@ def test_device_rehearsal_dry_run_on_cpu(capsys):
     ids = list(range(len(module.SPECIALS), 512))
     assert tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] == ids
     assert "plan MiB" in capsys.readouterr().out
+
+
+def test_the_answer_allowance_of_max_gen_tokens_is_priced():
+    """s1's max_gen_toks=32768 (thinking + answer together): the worst case fills 32768 - budget per answer."""
+    study = grid.load_study(PAPER, models=["simplescaling/s1.1-7B"])
+    plan = plan_study(study, options=PlanOptions(gpu="h100-80gb", max_gen_tokens=32768))
+    by = plan.cells.set_index("cell")
+    cell = "04-tts-scaling/model=simplescaling-s1.1-7B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
+    budgets = (512, 1024, 2048, 4096, 8192)
+    assert by.loc[cell, "worst_tokens"] == 500 * 3 * (8192 + sum(32768 - b for b in budgets))
+    assert by.loc[cell, "tokens"] == 500 * 3 * (8192 + 5 * 200)  # the mean answer is unchanged
+    m = plan.models.iloc[0]
+    assert m["longest"] > 32768 == m["max_model_len"]  # s1.1's context: the longest sequences get cut
+    assert m["at_longest"] == int(m["kv_pool_gib"] * GiB // (m["longest"] * 57_344))
+    assert "are cut there" in plan.text()

@@ -39,12 +39,14 @@ class PlanOptions:
     answer_mean: int = 200                # assumed mean answer tokens
     divergence_batch: int = 1             # traces per forward pass in 04's divergence step
     divergence_slice: int | None = 1024   # positions per logits slice (None: whole traces, the old code)
+    max_gen_tokens: int | None = None     # thinking + answer allowance (s1's max_gen_toks); None: the study's
 
     def __post_init__(self):
         if self.answer_mean < 1 or self.divergence_batch < 1 or (self.divergence_slice is not None
-                                                                   and self.divergence_slice < 1):
+                                                                   and self.divergence_slice < 1) \
+                or (self.max_gen_tokens is not None and self.max_gen_tokens < 1):
             raise ValueError(f"PlanOptions: answer_mean={self.answer_mean}, divergence_batch={self.divergence_batch}, "
-                             f"divergence_slice={self.divergence_slice}; allowed: positive integers (slice may be "
+                             f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; allowed: positive integers (slice may be "
                              "None for whole traces). Fix the option.")
 
 
@@ -97,20 +99,22 @@ def _dtype(cell, gpu: Accelerator) -> str:
 
 
 def _benchmarks(cell, cfg: StudyConfig) -> list[str]:  # a 04 cell per benchmark, or per variant with all inside
-    return [cell.axes["benchmark"]] if "benchmark" in cell.axes else list(_param(cell, "benchmarks", cfg.benchmarks))
+    from .grid import _benchmarks as study_benchmarks
+
+    return [cell.axes["benchmark"]] if "benchmark" in cell.axes else list(_param(cell, "benchmarks", study_benchmarks(cfg)))
 
 
 def _variant(cell) -> tuple:
     return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES))
 
 
-def _max_gen(cfg: StudyConfig) -> int | None:
-    return getattr(cfg, "max_gen_tokens", None)  # the `stream` design's key; absent from older studies
+def _max_gen(cfg: StudyConfig, options: PlanOptions) -> int | None:
+    return options.max_gen_tokens or getattr(cfg, "max_gen_tokens", None)  # the study key of issue 19's design
 
 
-def _longest(cfg: StudyConfig, prompt_max: int) -> int:
-    if _max_gen(cfg):
-        return prompt_max + _max_gen(cfg)
+def _longest(cfg: StudyConfig, options: PlanOptions, prompt_max: int) -> int:
+    if _max_gen(cfg, options):
+        return prompt_max + _max_gen(cfg, options)
     return prompt_max + max(cfg.budgets) + FORCED_END + cfg.answer_tokens
 
 
@@ -220,12 +224,12 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     limit = cfg.limit or None
     benches = {b: problems(b, limit) for b in _benchmarks(cell, cfg)}
     prompt_max = max(p.prompt_max for p in benches.values())
-    longest = _longest(cfg, prompt_max)
+    longest = _longest(cfg, options, prompt_max)
     backend = str(_param(cell, "backend", cfg.backend))
     devices = int(_param(cell, "tensor_parallel_size", 1) or 1)
     vllm_options = dict(_param(cell, "vllm_options", {}) or {})
     max_model_len = int(vllm_options.get("max_model_len") or shape.max_positions or longest)
-    answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg))
+    answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg, options))
     if backend == "vllm" or (backend == "auto" and device.name != "cpu"):
         checks, pool = vllm_steps(shape, device, engine, dtype, longest, max_model_len, devices)
         for step in checks:
@@ -280,17 +284,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: calibrated on a published vLLM H100 measurement, see `tts_prune.study.hardware`)")
     parser.add_argument("--answer-mean", type=int, default=200, help="assumed mean answer tokens (default 200)")
     parser.add_argument("--engine-start", type=float, default=120.0, help="seconds per vLLM engine start (default 120)")
+    parser.add_argument("--max-num-seqs", type=int, default=256, help="vLLM's max_num_seqs (default 256)")
     parser.add_argument("--divergence-batch", type=int, default=1, help="traces per divergence forward pass")
     parser.add_argument("--divergence-slice", type=int, default=1024,
                         help="positions per logits slice in the divergence step (0: whole traces, the old code)")
+    parser.add_argument("--max-gen-tokens", type=int, default=None,
+                        help="plan with this thinking + answer allowance (s1's max_gen_toks, e.g. 32768)")
     parser.add_argument("--steps", action="store_true", help="print every step of every cell, not only each cell's peak")
 
 
 def run(args: argparse.Namespace) -> int:
     changes = {} if args.efficiency is None else {"efficiency": args.efficiency}
-    engine = EngineModel(throughput=args.throughput, engine_start_s=args.engine_start, **changes)
+    engine = EngineModel(throughput=args.throughput, engine_start_s=args.engine_start, max_num_seqs=args.max_num_seqs,
+                         **changes)
     options = PlanOptions(gpu=args.gpu, gpu_memory=args.gpu_memory, engine=engine, answer_mean=args.answer_mean,
-                          divergence_batch=args.divergence_batch, divergence_slice=args.divergence_slice or None)
+                          divergence_batch=args.divergence_batch, divergence_slice=args.divergence_slice or None,
+                          max_gen_tokens=args.max_gen_tokens)
     plan = plan_study(load_study(args.study, models=args.model), options=options)
     print(plan.text(per_step=args.steps))
     if plan.refusals:

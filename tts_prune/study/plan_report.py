@@ -24,7 +24,9 @@ def render(plan, per_step: bool = False) -> str:
                 f"{m['kv_bytes_per_token']:,} bytes/token; vLLM KV pool {m['kv_pool_gib']:.1f} GiB holds "
                 f"{m['at_longest']} sequences at the longest ({m['longest']:,} tokens; max_model_len "
                 f"{m['max_model_len']:,}); at the mean context of {m['mean_context']:,.0f} tokens "
-                f"{m['concurrency']} run at once -> {m['tokens_per_s']:,.0f} generated tokens/s")
+                f"{m['concurrency']} run at once -> {m['tokens_per_s']:,.0f} generated tokens/s"
+                + (f"; sequences past max_model_len {m['max_model_len']:,} are cut there" if m["longest"] > m["max_model_len"]
+                   else ""))
         lines.append("")
     columns = ["notebook", "model", "label"] + (["step", "peak_gib", "fits", "hours", "tokens"] if per_step else
                                                 ["peak_step", "peak_gib", "fits", "tokens", "hours"])
