@@ -193,6 +193,7 @@ def rehearse(args) -> list:
     if cuda:
         gpu = accelerator(gpu.name, torch.cuda.get_device_properties(0).total_memory / GiB)
     engine = EngineModel()
+    unit, scale = ("MiB", 1024 ** 2) if args.dry_run else ("GiB", GiB)
     nsamples, seqlen = (4, 64) if args.dry_run else (128, 2048)
     budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else [16, 32] if args.dry_run else [4096, 8192]
     answer_tokens = 8 if args.dry_run else 32
@@ -240,11 +241,10 @@ def rehearse(args) -> list:
         length = prompt + max(budgets)
         predicted = plan_steps.divergence_step(shape, gpu, engine, dtype, 2, length, 1, 1024)
         whole = plan_steps.divergence_step(shape, gpu, engine, dtype, 2, length, 1, None)
-        rows.append((name, f"divergence, 2 traces of {length} (whole-trace code: {whole.peak_bytes / GiB:.1f} GiB)",
+        rows.append((name, f"divergence, 2 traces of {length} (whole-trace code: {whole.peak_bytes / scale:.1f} {unit})",
                      m, predicted.peak_bytes, predicted.seconds))
         print(f"  {name}: KL mean {tts_prune.divergence_summary(kl)['kl_mean']:.4f} over {len(kl)} positions")
         del dense, pruned
-    unit, scale = ("MiB", 1024 ** 2) if args.dry_run else ("GiB", GiB)
     print(f"{'model':24s} {'step':64s} {'peak ' + unit:>9s} {'plan ' + unit:>9s} {'seconds':>8s} {'plan s':>8s}")
     for name, step, m, plan_bytes, plan_seconds in rows:
         peak = f"{m.peak / scale:9.2f}" if m.peak is not None else f"{'n/a':>9s}"
