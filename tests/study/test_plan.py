@@ -73,7 +73,19 @@ def test_paper_grid_on_an_h100_fits_and_prices_every_cell(paper_h100):
     assert by.loc[s1, "authors_tokens"] == 500 * 3 * sum(b + 200 for b in (512, 1024, 2048, 4096, 8192))
     # worst case: every answer fills answer_tokens (4,096)
     assert by.loc[s1, "worst_tokens"] == 500 * 3 * (8192 + 5 * 4096)
+    # decode at the model's rate + a quarter of the variant's engine start + the prefill of prompts and answer cues
+    # (compute-bound at 40% of 989 TFLOPS; bounded by its cost at the longest context)
+    from tts_prune.study.workload import problems
+
+    rate = plan.models.set_index("model").loc["simplescaling/s1.1-7B", "tokens_per_s"]
+    base = 500 * 3 * (8192 + 5 * 200) / rate + 120 / 4
+    prompt = problems("math500", None)
+    flops = 2 * 7_615_616_512 + 4 * 28 * 28 * 128 * (prompt.prompt_max + 8192 + 200)
+    prefill = 500 * 3 * (prompt.prompt_mean + 16 * 5) * flops / (989e12 * 0.4)
+    assert base / 3600 < by.loc[s1, "hours"] < (base + prefill) / 3600
     t = plan.totals
+    divergence = plan.steps[plan.steps["step"] == "divergence"]["hours"].sum()
+    assert t["tts_hours"] == pytest.approx(t["generation_hours"] + divergence) and len(plan.steps) > 155
     assert t["engine_starts"] == 30 and t["authors_engine_starts"] == 15 * 4 * 3 * (5 + 6)
     assert t["authors_generation_hours"] > 2 * t["generation_hours"] > 0
     # vLLM's pool: 0.9 x 79.2 GiB less weights and the activation profile; sequences at the longest sequence
@@ -156,7 +168,7 @@ def test_plan_predicts_the_tokens_of_a_cpu_run(tmp_path):
     if records["capped"].all() and records["answer_capped"].all():
         assert generated == dense["worst_tokens"]
     # at a given throughput the plan's decode time is tokens / rate
-    step = plan.steps[(plan.steps["cell"] == dense["cell"]) & plan.steps["step"].str.startswith("generation toy")]
+    step = plan.steps[(plan.steps["cell"] == dense["cell"]) & plan.steps["step"].str.startswith("generation of toy")]
     assert step["tokens"].iloc[0] == 3 * 2 * (16 + 2 * 8)  # the assumed 200-token answers capped at 8
 
 

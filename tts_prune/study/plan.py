@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import functools
 import sys
 from collections import defaultdict
@@ -27,6 +28,7 @@ from .steps import (Step, alphapruning_step, divergence_step, layerif_step, perp
 from .workload import FORCED_END, Generation, authors_generation, kit_generation, problems
 
 LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
+GENERATION = "generation of "  # the step that generates one benchmark's records (engine start share included)
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,13 @@ def _generation_hours(shape: ModelShape, gpu: Accelerator, engine: EngineModel, 
     return seconds, rate, batch
 
 
-def plan_study(study: StudyConfig | str, gpu: str = "h100-80gb", options: PlanOptions | None = None) -> Plan:
-    """Plan ``study`` (a StudyConfig or a YAML path) on ``gpu``; see the module docstring."""
+def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOptions | None = None) -> Plan:
+    """Plan ``study`` (a StudyConfig or a YAML path) on ``gpu`` (default: ``options.gpu``, an H100-80GB); see the
+    module docstring."""
     study = load_study(study) if not isinstance(study, StudyConfig) else study
-    options = options or PlanOptions(gpu=gpu)
+    options = options or PlanOptions()
+    if gpu is not None:
+        options = dataclasses.replace(options, gpu=gpu)
     device = accelerator(options.gpu, options.gpu_memory)
     engine = options.engine
     cells = expand(study, show_progress=False)
@@ -147,15 +152,16 @@ def plan_study(study: StudyConfig | str, gpu: str = "h100-80gb", options: PlanOp
     def add(cell, step: Step, tokens=0.0, authors_tokens=0.0, authors_seconds=0.0, worst_tokens=0.0,
             worst_seconds=0.0, rate=0.0, batch=0):
         fits = step.fits(device)
+        limit = step.limit_bytes if step.limit_bytes is not None else device.memory_bytes
         rows.append({"cell": cell.key, "notebook": cell.notebook, "model": cell.axes.get("model", ""),
-                     "label": ", ".join(f"{k}={v}" for k, v in cell.axes.items() if k != "model") or "-", "step": step.name, "peak_gib": step.peak_bytes / GiB,
-                     "limit_gib": (step.limit_bytes / GiB) if step.limit_bytes is not None else None, "fits": fits,
+                     "label": ", ".join(f"{k}={v}" for k, v in cell.axes.items() if k != "model") or "-",
+                     "step": step.name, "peak_gib": step.peak_bytes / GiB, "limit_gib": limit / GiB, "fits": fits,
                      "hours": step.seconds / 3600, "tokens": tokens, "tokens_per_s": rate, "concurrency": batch,
                      "authors_tokens": authors_tokens, "authors_hours": authors_seconds / 3600,
                      "worst_tokens": worst_tokens, "worst_hours": worst_seconds / 3600})
         if not fits:
             refusals.append(f"cell {cell.notebook} [{cell.label}], step {step.name}: needs {step.peak_bytes / GiB:.1f} "
-                            f"GiB of {device.name}'s {(step.limit_bytes or device.memory_bytes) / GiB:.1f} GiB. "
+                            f"GiB of {device.name}'s {limit / GiB:.1f} GiB. "
                             f"Fix: {step.fix}")
 
     for cell in cells:
@@ -204,8 +210,10 @@ def plan_study(study: StudyConfig | str, gpu: str = "h100-80gb", options: PlanOp
     per_cell = per_cell.merge(peak_step.rename(columns={"step": "peak_step"}), on="cell")
     consumer = per_cell[per_cell["notebook"] == CONSUMER]
     other = per_cell[per_cell["notebook"] != CONSUMER]
+    generating = steps[steps["step"].str.startswith(GENERATION)]
     totals = {"cells": len(per_cell), "hours": float(per_cell["hours"].sum()),
-              "generation_hours": float(consumer["hours"].sum()), "other_hours": float(other["hours"].sum()),
+              "tts_hours": float(consumer["hours"].sum()), "other_hours": float(other["hours"].sum()),
+              "generation_hours": float(generating["hours"].sum()),
               "tokens": float(per_cell["tokens"].sum()), "engine_starts": len(variant_cells),
               "authors_hours": float(consumer["authors_hours"].sum() + other["hours"].sum()),
               "authors_generation_hours": float(consumer["authors_hours"].sum()),
@@ -262,7 +270,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
         info["authors_starts"] += len(authors)
         worst = kit_generation(p, cfg.budgets, sequences, None, **answers)
         worst_seconds = _generation_hours(shape, device, engine, dtype, worst, pool, devices)[0]
-        add(cell, Step(f"generation {name}", 0.0, seconds * devices, ""), tokens=gen.generated,
+        add(cell, Step(f"{GENERATION}{name}", 0.0, seconds * devices, ""), tokens=gen.generated,
             authors_tokens=sum(g.generated for g in authors), authors_seconds=authors_seconds * devices,
             worst_tokens=worst.generated, worst_seconds=worst_seconds * devices, rate=rate, batch=batch)
         traces = int(_param(cell, "divergence_traces", 64))

@@ -44,11 +44,12 @@ def render(plan, per_step: bool = False) -> str:
         lines.append(f"  {notebook}: {int(row['cells'])} cells, {row['hours']:.2f} {gpu.name}-hours"
                      + (f", {_m(row['tokens'])} generated tokens" if row["tokens"] else ""))
     lines += [
-        f"total: {t['hours']:.1f} {gpu.name}-hours ({t['generation_hours']:.1f} generating, {t['other_hours']:.1f} "
-        f"calibrating, pruning and measuring), {_m(t['tokens'])} generated tokens, {t['engine_starts']} engine starts",
+        f"total: {t['hours']:.1f} {gpu.name}-hours: 04 {t['tts_hours']:.1f} (generating {t['generation_hours']:.1f}, "
+        f"{t['engine_starts']} engine starts included; the rest divergence), 01-03 {t['other_hours']:.1f}; "
+        f"{_m(t['tokens'])} generated tokens",
         f"the authors' scripts on the same grid (one harness run per budget and seed, thinking regenerated from "
         f"scratch, {t['authors_engine_starts']} engine starts): {t['authors_hours']:.1f} {gpu.name}-hours, "
-        f"{_m(t['authors_tokens'])} generated tokens; generation costs {t['saving']:.2f}x the kit's",
+        f"{_m(t['authors_tokens'])} generated tokens; its generation costs {t['saving']:.2f}x the kit's",
         f"worst case of the answer allowance (every answer fills it): {_m(t['worst_tokens'])} generated tokens, "
         f"{t['worst_hours']:.1f} {gpu.name}-hours",
         "refusals: none" if plan.ok else f"refusals: {len(plan.refusals)} (below)"]

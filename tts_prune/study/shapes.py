@@ -32,10 +32,15 @@ def load_config(model: str):
     if (local / "config.json").is_file():
         return AutoConfig.from_pretrained(local)
     if "/" not in model:  # an embedded name (hub ids have an owner); imported only then: it is slow to import
-        from ..models.embedded import EMBEDDED, embedded_model_dir
+        from ..models.embedded import EMBEDDED
 
-        if model in EMBEDDED:
-            return AutoConfig.from_pretrained(embedded_model_dir(model))
+        if model in EMBEDDED:  # read the built model's config; never build (the toy trains for minutes) to plan
+            built = paths.MODELS_DIR / "embedded" / model
+            if not (built / "config.json").is_file():
+                raise ValueError(f"embedded model {model!r} is not built yet, so its config.json is not in {built}; "
+                                 f"build it first (`make model` for the toy reasoner, `make qwen` for the Qwen2.5, "
+                                 f"or load it once with tts_prune.load_model({model!r}))")
+            return AutoConfig.from_pretrained(built)
     try:
         return AutoConfig.from_pretrained(model)
     except OSError as error:
