@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.tts-prune-setup
 MODEL ?= smollm2-135m-instruct
 STUDY ?= studies/default.yaml
+GPU ?= h100-80gb
 # Offline by default: the embedded model and bundled data need no network. Override with HF_HUB_OFFLINE=0.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help
-.PHONY: help setup study test data model bench lab info clean
+.PHONY: help setup study test data model bench lab info plan clean
 
 ## help: list the targets with a one-line description
 help:
@@ -60,6 +61,10 @@ test-qwen: qwen
 ## info: load MODEL (default: the embedded SmolLM2) and print its layers
 info: $(STAMP)
 	$(BIN)/tts-prune info --model $(MODEL)
+
+## plan: memory of every step, generated tokens and GPU-hours of STUDY on GPU (e.g. STUDY=studies/paper.yaml GPU=h200-141gb)
+plan: $(STAMP)
+	$(BIN)/tts-prune plan --study $(STUDY) --gpu $(GPU)
 
 ## bench-prune: time and peak RSS of each pruning method on the embedded model, vs llm-compressor if .venv-bench exists
 .PHONY: bench-prune

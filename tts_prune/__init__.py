@@ -73,6 +73,7 @@ _EXPORTS = {
     "StudyConfig": "study.grid",
     "load_study": "study.grid",
     "run_study": "study.runner",
+    "plan_study": "study.plan",
 }
 
 

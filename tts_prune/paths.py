@@ -25,6 +25,7 @@ ROOT = Path(os.environ.get("TTS_PRUNE_HOME", _project_root())).resolve()
 
 DATA_DIR = ROOT / "data"
 BENCHMARK_DIR = DATA_DIR / "benchmarks"        # filled by `make data`, git-ignored
+MODEL_CONFIG_DIR = PACKAGE_DIR.parent / "data" / "model_configs"  # shipped config.json files (tts-prune plan)
 SHARED_BENCHMARK_DIR = ROOT.parent / "shared" / "data" / "benchmarks"
 FIGURES_DIR = ROOT / "figures"
 NOTEBOOKS_DIR = ROOT / "notebooks"

@@ -1,0 +1,207 @@
+"""`tts-prune plan`: shapes from config.json, the paper grid on an H100, refusals, and a check against a CPU run.
+
+Every number is checked against arithmetic written out here from the public configs and the formulas' sources.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tts_prune.study import grid
+from tts_prune.study.hardware import GiB, EngineModel, accelerator, calibrated_efficiency
+from tts_prune.study.plan import PlanOptions, plan_study
+from tts_prune.study.shapes import model_shape
+from tests._helpers_study import ROOT
+
+PAPER = ROOT / "studies" / "paper.yaml"
+
+
+def test_shapes_of_the_shipped_configs_match_hand_arithmetic():
+    s1, qwen3 = model_shape("simplescaling/s1.1-7B"), model_shape("Qwen/Qwen3-8B")
+    # KV bytes/token = layers x 2 (K and V) x kv_heads x head_dim x 2 bytes (bf16)
+    assert s1.kv_bytes_per_token("bfloat16") == 28 * 2 * 4 * 128 * 2 == 57_344
+    assert qwen3.kv_bytes_per_token("bfloat16") == 36 * 2 * 8 * 128 * 2 == 147_456
+    # Qwen2.5-7B: q/k/v carry biases, untied head; Qwen3-8B: no biases, q/k RMSNorm of head_dim, untied head
+    h, i, v, kv = 3584, 18944, 152064, 4 * 128
+    block = h * h + h + 2 * (h * kv + kv) + h * h + 3 * h * i + 2 * h
+    assert s1.params == 2 * v * h + 28 * block + h == 7_615_616_512
+    h, i, v, q, kv = 4096, 12288, 151936, 32 * 128, 8 * 128
+    block = h * q + 2 * h * kv + q * h + 3 * h * i + 2 * h + 2 * 128
+    assert qwen3.params == 2 * v * h + 36 * block + h == 8_190_735_360
+    assert dict((n, (o, k)) for n, o, k in qwen3.linears)["mlp.down_proj"] == (4096, 12288)
+    assert qwen3.prunable_params == 36 * (h * q + 2 * h * kv + q * h + 3 * h * i)
+
+
+def test_roofline_and_its_calibration():
+    # the cited measurement: 3,281 tok/s at 27.23 ms per token -> 89.3 sequences; roofline at 500 tokens of context
+    batch = 3281.19 * 27.23e-3
+    roofline = (2 * 7.248e9 + batch * 500 * 131072) / 3.35e12
+    assert calibrated_efficiency() == round(2 * roofline / 27.23e-3, 2) == 0.45
+    shape, h100 = model_shape("simplescaling/s1.1-7B"), accelerator("h100-80gb")
+    engine = EngineModel()
+    # batch 1 at no context: bandwidth x efficiency / weight bytes
+    assert engine.decode_rate(shape, h100, "bfloat16", 1, 0) == pytest.approx(0.45 * 3.35e12 / (2 * 7_615_616_512))
+    # batch 64 at 4,096 positions: memory-bound (weights + KV) on an H100
+    step = (2 * 7_615_616_512 + 64 * 4096 * 57_344) / 3.35e12
+    assert engine.decode_rate(shape, h100, "bfloat16", 64, 4096) == pytest.approx(64 * 0.45 / step)
+    assert EngineModel(throughput=3000).decode_rate(shape, h100, "bfloat16", 7, 99) == 3000
+    with pytest.raises(ValueError, match="efficiency"):
+        EngineModel(efficiency=1.5)
+    with pytest.raises(ValueError, match="allowed"):
+        accelerator("tpu-v9")
+
+
+@pytest.fixture(scope="module")
+def paper_h100():
+    return plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h100-80gb"))
+
+
+def test_paper_grid_on_an_h100_fits_and_prices_every_cell(paper_h100):
+    plan = paper_h100
+    assert plan.ok, plan.refusals
+    cells = plan.cells
+    assert len(cells) == len(grid.expand(grid.load_study(PAPER), show_progress=False)) == 155
+    assert (cells["peak_gib"] > 0).sum() == 154 and (cells[cells["notebook"] != "05-report"]["hours"] > 0).all()
+    by = cells.set_index("cell")
+    s1 = "04-tts-scaling/model=simplescaling-s1.1-7B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
+    qwen = "04-tts-scaling/model=Qwen-Qwen3-8B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
+    # 500 problems x 3 seeds x (8,192 thinking + one 200-token answer per budget: 5 for s1.1, 6 with Qwen3's 0)
+    assert by.loc[s1, "tokens"] == 500 * 3 * (8192 + 5 * 200)
+    assert by.loc[qwen, "tokens"] == 500 * 3 * (8192 + 6 * 200)
+    # the authors: one run per budget, each thinking to its budget and answering
+    assert by.loc[s1, "authors_tokens"] == 500 * 3 * sum(b + 200 for b in (512, 1024, 2048, 4096, 8192))
+    # worst case: every answer fills answer_tokens (4,096)
+    assert by.loc[s1, "worst_tokens"] == 500 * 3 * (8192 + 5 * 4096)
+    # decode at the model's rate + a quarter of the variant's engine start + the prefill of prompts and answer cues
+    # (compute-bound at 40% of 989 TFLOPS; bounded by its cost at the longest context)
+    from tts_prune.study.workload import problems
+
+    rate = plan.models.set_index("model").loc["simplescaling/s1.1-7B", "tokens_per_s"]
+    base = 500 * 3 * (8192 + 5 * 200) / rate + 120 / 4
+    prompt = problems("math500", None)
+    flops = 2 * 7_615_616_512 + 4 * 28 * 28 * 128 * (prompt.prompt_max + 8192 + 200)
+    prefill = 500 * 3 * (prompt.prompt_mean + 16 * 5) * flops / (989e12 * 0.4)
+    assert base / 3600 < by.loc[s1, "hours"] < (base + prefill) / 3600
+    t = plan.totals
+    divergence = plan.steps[plan.steps["step"] == "divergence"]["hours"].sum()
+    assert t["tts_hours"] == pytest.approx(t["generation_hours"] + divergence) and len(plan.steps) > 155
+    assert t["engine_starts"] == 30 and t["authors_engine_starts"] == 15 * 4 * 3 * (5 + 6)
+    assert t["authors_generation_hours"] > 2 * t["generation_hours"] > 0
+    # vLLM's pool: 0.9 x 79.2 GiB less weights and the activation profile; sequences at the longest sequence
+    m = plan.models.set_index("model").loc["simplescaling/s1.1-7B"]
+    activations = 8192 * (4 * 3584 + 2 * 18944) * 2 + 256 * 152064 * 8 + 1.5 * GiB
+    pool = 0.9 * 79.2 * GiB - 2 * 7_615_616_512 - activations
+    assert m["kv_pool_gib"] == pytest.approx(pool / GiB)
+    assert m["at_longest"] == int(pool // (m["longest"] * 57_344))
+    text = plan.text()
+    assert "refusals: none" in text and "s1.1-7B" in text and "h100-80gb-hours" in text
+
+
+def test_h200_is_faster_and_holds_more(paper_h100):
+    h200 = plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h200-141gb"))
+    assert h200.ok
+    assert h200.totals["generation_hours"] < paper_h100.totals["generation_hours"]
+    assert (h200.models["at_longest"].to_numpy() > paper_h100.models["at_longest"].to_numpy()).all()
+
+
+def test_whole_trace_divergence_is_refused_with_the_fix():
+    # the old code: 16 traces of ~8.8k positions with their full-vocabulary logits at once
+    plan = plan_study(grid.load_study(PAPER, models=["Qwen/Qwen3-8B"]),
+                      options=PlanOptions(gpu="h100-80gb", divergence_batch=16, divergence_slice=None))
+    assert not plan.ok
+    assert all("step divergence" in r and "stream the divergence" in r for r in plan.refusals)
+    assert len(plan.refusals) == 14 * 4  # every pruned 04 cell (14 recipes x 4 benchmarks), nothing else
+    step = plan.steps[plan.steps["step"] == "divergence"].iloc[0]
+    # 2 x weights + 16 traces' block activations + 16 x T x V x (2 + 8) bytes of logits, T = longest prompt + 8,192
+    assert step["peak_gib"] > 16 * 8192 * 151936 * 10 / GiB
+
+
+def _llama70b(tmp_path):
+    config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8192,
+              "intermediate_size": 28672, "num_hidden_layers": 80, "num_attention_heads": 64,
+              "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 131072,
+              "rms_norm_eps": 1e-5, "tie_word_embeddings": False, "dtype": "bfloat16"}
+    folder = tmp_path / "llama-70b-shape"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def test_a_70b_model_on_one_gpu_names_the_step_and_the_fix(tmp_path, capsys):
+    from tts_prune.cli import main
+
+    model = _llama70b(tmp_path)
+    study = tmp_path / "big.yaml"
+    study.write_text(f"name: big\nmodels: ['{model}']\nmethods: [wanda]\nallocations: [uniform]\nsparsities: [0.2]\n"
+                     "benchmarks: [aime24]\nbudgets: [512]\nseeds: [0]\nbackend: vllm\ndtype: bfloat16\n")
+    assert main(["plan", "--study", str(study), "--gpu", "h100-80gb"]) == 1
+    err = capsys.readouterr().err
+    assert "will not fit on h100-80gb" in err
+    # 131.4 GiB of weights + vLLM's activation profile over 0.9 x 79.2 GiB (less 1 GiB) per device
+    activations = 8192 * (4 * 8192 + 2 * 28672) * 2 + 256 * 128256 * 8 + 1.5 * GiB
+    devices = -(-(model_shape(model).weight_bytes("bfloat16") + activations) / GiB // (0.9 * 79.2 - 1))
+    assert "step vLLM weights + activations" in err and f"tensor_parallel_size to {int(devices)}" in err
+    assert "03-pruning" in err and "step wanda" in err and "device_map='auto'" in err
+    assert "step divergence" in err and "dense and pruned weights together" in err
+    assert model_shape(model).params == pytest.approx(70.55e9, rel=0.01)
+
+
+def test_plan_predicts_the_tokens_of_a_cpu_run(tmp_path):
+    """A random-init model never stops by itself: the run generates exactly the plan's worst case."""
+    import tts_prune
+    from tests._helpers_study import tiny_model_dir
+
+    model = str(tiny_model_dir(tmp_path / "tiny"))
+    study = grid.StudyConfig(name="cpu", models=(model,), methods=("wanda",), benchmarks=("toy-reasoning",),
+                             budgets=(8, 16), seeds=(0, 1), temperature=1.0, answer_tokens=8, backend="transformers",
+                             limit=3, notebooks=("04-tts-scaling",), dtype="float32")
+    plan = plan_study(study, options=PlanOptions(gpu="cpu", engine=EngineModel(throughput=100.0)))
+    dense = plan.cells[plan.cells["cell"].str.contains("method=dense")].iloc[0]
+    records = tts_prune.evaluate(model, "toy-reasoning", [8, 16], limit=3, seeds=[0, 1], temperature=1.0,
+                                 answer_tokens=8, backend="transformers", batch_size=8, show_progress=False,
+                                 out=tmp_path / "records")
+    generated = (records.groupby(["problem_id", "seed"])["thinking_tokens"].max().sum()
+                 + records["answer_tokens"].sum())
+    assert dense["worst_tokens"] == 3 * 2 * (16 + 2 * 8)
+    assert generated <= dense["worst_tokens"]
+    if records["capped"].all() and records["answer_capped"].all():
+        assert generated == dense["worst_tokens"]
+    # at a given throughput the plan's decode time is tokens / rate
+    step = plan.steps[(plan.steps["cell"] == dense["cell"]) & plan.steps["step"].str.startswith("generation of toy")]
+    assert step["tokens"].iloc[0] == 3 * 2 * (16 + 2 * 8)  # the assumed 200-token answers capped at 8
+
+
+def test_device_rehearsal_dry_run_on_cpu(capsys):
+    """bench/device_check.py --rehearsal --dry-run: every step at tiny shapes, on CPU, with the plan beside it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("device_check", ROOT / "bench" / "device_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    args = module.argparse.Namespace(rehearsal=True, dry_run=True, models="Qwen/Qwen3-8B", prompts=2, budgets=None)
+    rows = module.rehearse(args)
+    steps = [r[1] for r in rows]
+    assert steps[0] == "random init" and steps[1].startswith("wanda 20% (0.2")
+    assert steps[2].startswith("sweep [16, 32]") and steps[3].startswith("divergence, 2 traces")
+    assert all(r[2].seconds > 0 for r in rows)
+    # the synthetic tokenizer round-trips every id of the model's vocabulary
+    tokenizer = module.synthetic_tokenizer(512)
+    ids = list(range(len(module.SPECIALS), 512))
+    assert tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"] == ids
+    assert "plan MiB" in capsys.readouterr().out
+
+
+def test_the_answer_allowance_of_max_gen_tokens_is_priced():
+    """s1's max_gen_toks=32768 (thinking + answer together): the worst case fills 32768 - budget per answer."""
+    study = grid.load_study(PAPER, models=["simplescaling/s1.1-7B"])
+    plan = plan_study(study, options=PlanOptions(gpu="h100-80gb", max_gen_tokens=32768))
+    by = plan.cells.set_index("cell")
+    cell = "04-tts-scaling/model=simplescaling-s1.1-7B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
+    budgets = (512, 1024, 2048, 4096, 8192)
+    assert by.loc[cell, "worst_tokens"] == 500 * 3 * (8192 + sum(32768 - b for b in budgets))
+    assert by.loc[cell, "tokens"] == 500 * 3 * (8192 + 5 * 200)  # the mean answer is unchanged
+    m = plan.models.iloc[0]
+    assert m["longest"] > 32768 == m["max_model_len"]  # s1.1's context: the longest sequences get cut
+    assert m["at_longest"] == int(m["kv_pool_gib"] * GiB // (m["longest"] * 57_344))
+    assert "are cut there" in plan.text()

@@ -1,0 +1,317 @@
+"""``tts-prune plan``: what a study will cost on a given GPU, and whether every step fits, before the spend.
+
+``plan_study(study, gpu="h100-80gb")`` walks the study's cells (``grid.expand``) and, for every step a cell runs,
+computes its peak device memory (``steps``) and time (``hardware``: a memory-bandwidth roofline for decoding,
+compute-bound forward passes for the rest), and for the 04 cells the generated tokens (``workload``). Shapes
+come from each model's ``config.json`` (``shapes``), never from its weights. Beside the kit's cost it prices
+the same grid as the authors' scripts run it, and the worst case of the answer allowance. A step that will not
+fit is a *refusal*: the plan names the cell, the step and the fix, and the command exits non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .. import paths
+from .grid import CONSUMER, DENSE, PRODUCER, RECIPE_AXES, CALIBRATION_AXES, StudyConfig, expand, load_study
+from .hardware import ACCELERATORS, GiB, Accelerator, EngineModel, accelerator
+from .shapes import ModelShape, model_shape
+from .steps import (Step, alphapruning_step, divergence_step, layerif_step, perplexity_step, pruning_step,
+                    transformers_generation_step, vllm_steps)
+from .workload import FORCED_END, Generation, authors_generation, kit_generation, problems
+
+LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
+GENERATION = "generation of "  # the step that generates one benchmark's records (engine start share included)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How to plan: the device, the engine model, and the assumptions a user may change."""
+
+    gpu: str = "h100-80gb"
+    gpu_memory: float | None = None       # GiB, replaces the device's memory
+    engine: EngineModel = field(default_factory=EngineModel)
+    answer_mean: int = 200                # assumed mean answer tokens
+    divergence_batch: int = 1             # traces per forward pass in 04's divergence step
+    divergence_slice: int | None = 1024   # positions per logits slice (None: whole traces, the old code)
+    max_gen_tokens: int | None = None     # thinking + answer allowance (s1's max_gen_toks); None: the study's
+
+    def __post_init__(self):
+        if self.answer_mean < 1 or self.divergence_batch < 1 or (self.divergence_slice is not None
+                                                                   and self.divergence_slice < 1) \
+                or (self.max_gen_tokens is not None and self.max_gen_tokens < 1):
+            raise ValueError(f"PlanOptions: answer_mean={self.answer_mean}, divergence_batch={self.divergence_batch}, "
+                             f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; allowed: positive integers (slice may be "
+                             "None for whole traces). Fix the option.")
+
+
+@dataclass
+class Plan:
+    """The plan: ``steps`` (one row per step of each cell), ``cells`` (one row per cell), ``models`` (per model:
+    weights, KV cache, concurrency), ``totals`` and ``refusals`` (steps that will not fit)."""
+
+    study: str
+    gpu: Accelerator
+    options: PlanOptions
+    steps: pd.DataFrame
+    cells: pd.DataFrame
+    models: pd.DataFrame
+    totals: dict
+    refusals: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+    def text(self, per_step: bool = False) -> str:
+        from .plan_report import render
+
+        return render(self, per_step)
+
+
+def _notebook_default(notebook: str, name: str):
+    return _defaults(notebook).get(name)
+
+
+@functools.lru_cache(maxsize=8)
+def _defaults(notebook: str) -> dict:
+    from .execute import notebook_parameters
+
+    found = notebook_parameters(paths.NOTEBOOKS_DIR / f"{notebook}.ipynb")
+    return {k: ast.literal_eval(v["default"]) for k, v in found.items()}
+
+
+def _param(cell, name, default=None):
+    if name in cell.parameters:
+        return cell.parameters[name]
+    value = _notebook_default(cell.notebook, name)
+    return default if value is None else value
+
+
+def _dtype(cell, gpu: Accelerator) -> str:
+    dtype = str(_param(cell, "dtype", "auto"))
+    return dtype if dtype != "auto" else ("float32" if gpu.name == "cpu" else "bfloat16")
+
+
+def _benchmarks(cell, cfg: StudyConfig) -> list[str]:  # a 04 cell per benchmark, or per variant with all inside
+    from .grid import _benchmarks as study_benchmarks
+
+    return [cell.axes["benchmark"]] if "benchmark" in cell.axes else list(_param(cell, "benchmarks", study_benchmarks(cfg)))
+
+
+def _variant(cell) -> tuple:
+    return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES))
+
+
+def _max_gen(cfg: StudyConfig, options: PlanOptions) -> int | None:
+    return options.max_gen_tokens or getattr(cfg, "max_gen_tokens", None)  # the study key of issue 19's design
+
+
+def _longest(cfg: StudyConfig, options: PlanOptions, prompt_max: int) -> int:
+    if _max_gen(cfg, options):
+        return prompt_max + _max_gen(cfg, options)
+    return prompt_max + max(cfg.budgets) + FORCED_END + cfg.answer_tokens
+
+
+def _generation_hours(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dtype: str, gen: Generation,
+                      pool: float, devices: int) -> tuple[float, float, int]:
+    """(seconds, decode tokens/s, concurrent sequences) of one engine run, steady state."""
+    if gen.generated <= 0:
+        return engine.forward_seconds(shape, gpu, gen.prefill, gen.context) + gen.starts * engine.engine_start_s, 0.0, 0
+    by_memory = int(pool // max(gen.context * shape.kv_bytes_per_token(dtype), 1))
+    batch = max(1, min(engine.max_num_seqs, by_memory, gen.sequences))
+    rate = engine.decode_rate(shape, gpu, dtype, batch, gen.context) * (devices if engine.throughput else 1)
+    seconds = (gen.generated / rate + engine.forward_seconds(shape, gpu, gen.prefill, gen.context)
+               + gen.starts * engine.engine_start_s)
+    return seconds, rate, batch
+
+
+def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOptions | None = None) -> Plan:
+    """Plan ``study`` (a StudyConfig or a YAML path) on ``gpu`` (default: ``options.gpu``, an H100-80GB); see the
+    module docstring."""
+    study = load_study(study) if not isinstance(study, StudyConfig) else study
+    options = options or PlanOptions()
+    if gpu is not None:
+        options = dataclasses.replace(options, gpu=gpu)
+    device = accelerator(options.gpu, options.gpu_memory)
+    engine = options.engine
+    cells = expand(study, show_progress=False)
+    rows, models, refusals = [], {}, []
+    variant_cells = defaultdict(list)
+    for cell in cells:
+        if cell.notebook == CONSUMER:
+            variant_cells[(cell.axes["model"], _variant(cell))].append(cell)
+
+    def add(cell, step: Step, tokens=0.0, authors_tokens=0.0, authors_seconds=0.0, worst_tokens=0.0,
+            worst_seconds=0.0, rate=0.0, batch=0):
+        fits = step.fits(device)
+        limit = step.limit_bytes if step.limit_bytes is not None else device.memory_bytes
+        rows.append({"cell": cell.key, "notebook": cell.notebook, "model": cell.axes.get("model", ""),
+                     "label": ", ".join(f"{k}={v}" for k, v in cell.axes.items() if k != "model") or "-",
+                     "step": step.name, "peak_gib": step.peak_bytes / GiB, "limit_gib": limit / GiB, "fits": fits,
+                     "hours": step.seconds / 3600, "tokens": tokens, "tokens_per_s": rate, "concurrency": batch,
+                     "authors_tokens": authors_tokens, "authors_hours": authors_seconds / 3600,
+                     "worst_tokens": worst_tokens, "worst_hours": worst_seconds / 3600})
+        if not fits:
+            refusals.append(f"cell {cell.notebook} [{cell.label}], step {step.name}: needs {step.peak_bytes / GiB:.1f} "
+                            f"GiB of {device.name}'s {limit / GiB:.1f} GiB. "
+                            f"Fix: {step.fix}")
+
+    for cell in cells:
+        if cell.notebook == "05-report":
+            add(cell, Step("report", 0.0, 0.0, ""))
+            continue
+        model = cell.axes["model"]
+        cfg = study.for_model(model)
+        shape = model_shape(model)
+        dtype = _dtype(cell, device)
+        nsamples, seqlen = int(_param(cell, "nsamples", cfg.nsamples)), int(_param(cell, "seqlen", cfg.seqlen))
+        load = Step("load weights", shape.weight_bytes(dtype), shape.weight_bytes(dtype) / (LOAD_GBS * 1e9),
+                    "use a device that holds the model's weights")
+        if cell.notebook in ("01-calibration", "02-allocation"):
+            add(cell, load)
+            add(cell, pruning_step(shape, device, engine, "calibration", dtype, nsamples, seqlen))
+            if cell.notebook == "02-allocation":
+                allocations = list(_param(cell, "allocations", []))
+                if "layerif" in allocations:
+                    add(cell, layerif_step(shape, device, engine, dtype, int(_param(cell, "layerif_samples", 16)), seqlen))
+                if "alphapruning" in allocations:
+                    add(cell, alphapruning_step(shape, device, dtype))
+                add(cell, pruning_step(shape, device, engine, "shortgpt", dtype, nsamples, seqlen))
+        elif cell.notebook == PRODUCER:
+            method, allocation = cell.axes["method"], cell.axes["allocation"]
+            add(cell, load)
+            if allocation == "owl":
+                add(cell, pruning_step(shape, device, engine, "owl", dtype, nsamples, seqlen))
+            elif allocation == "layerif":
+                add(cell, layerif_step(shape, device, engine, dtype, int(_param(cell, "layerif_samples", 16)), seqlen))
+            elif allocation == "alphapruning":
+                add(cell, alphapruning_step(shape, device, dtype))
+            add(cell, pruning_step(shape, device, engine, method, dtype, nsamples, seqlen))
+            add(cell, perplexity_step(shape, device, engine, dtype, int(_param(cell, "ppl_tokens", 4096)),
+                                      int(_param(cell, "ppl_seqlen", 512))))
+            add(cell, Step("save", 0.0, shape.weight_bytes(dtype) / (SAVE_GBS * 1e9), ""))
+        elif cell.notebook == CONSUMER:
+            _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, models, add)
+    steps = pd.DataFrame(rows)
+    per_cell = steps.groupby("cell", sort=False).agg(
+        notebook=("notebook", "first"), model=("model", "first"), label=("label", "first"),
+        peak_gib=("peak_gib", "max"), fits=("fits", "all"), hours=("hours", "sum"), tokens=("tokens", "sum"),
+        authors_tokens=("authors_tokens", "sum"), authors_hours=("authors_hours", "sum"),
+        worst_tokens=("worst_tokens", "sum"), worst_hours=("worst_hours", "sum")).reset_index()
+    peak_step = steps.loc[steps.groupby("cell", sort=False)["peak_gib"].idxmax(), ["cell", "step"]]
+    per_cell = per_cell.merge(peak_step.rename(columns={"step": "peak_step"}), on="cell")
+    consumer = per_cell[per_cell["notebook"] == CONSUMER]
+    other = per_cell[per_cell["notebook"] != CONSUMER]
+    generating = steps[steps["step"].str.startswith(GENERATION)]
+    totals = {"cells": len(per_cell), "hours": float(per_cell["hours"].sum()),
+              "tts_hours": float(consumer["hours"].sum()), "other_hours": float(other["hours"].sum()),
+              "generation_hours": float(generating["hours"].sum()),
+              "tokens": float(per_cell["tokens"].sum()), "engine_starts": len(variant_cells),
+              "authors_hours": float(consumer["authors_hours"].sum() + other["hours"].sum()),
+              "authors_generation_hours": float(consumer["authors_hours"].sum()),
+              "authors_tokens": float(per_cell["authors_tokens"].sum()),
+              "authors_engine_starts": sum(m["authors_starts"] for m in models.values()),
+              "worst_tokens": float(per_cell["worst_tokens"].sum()),
+              "worst_hours": float(consumer["worst_hours"].sum() + other["hours"].sum())}
+    totals["saving"] = totals["authors_generation_hours"] / max(totals["generation_hours"], 1e-12)
+    return Plan(study.name, device, options, steps, per_cell, pd.DataFrame(list(models.values())), totals, refusals)
+
+
+def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, models, add) -> None:
+    """04: generation (kit, authors, worst case) and, for a pruned variant, the divergence step."""
+    engine = options.engine
+    sequences = len(cfg.seeds) * cfg.samples
+    limit = cfg.limit or None
+    benches = {b: problems(b, limit) for b in _benchmarks(cell, cfg)}
+    prompt_max = max(p.prompt_max for p in benches.values())
+    longest = _longest(cfg, options, prompt_max)
+    backend = str(_param(cell, "backend", cfg.backend))
+    devices = int(_param(cell, "tensor_parallel_size", 1) or 1)
+    vllm_options = dict(_param(cell, "vllm_options", {}) or {})
+    max_model_len = int(vllm_options.get("max_model_len") or shape.max_positions or longest)
+    answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg, options))
+    if backend == "vllm" or (backend == "auto" and device.name != "cpu"):
+        checks, pool = vllm_steps(shape, device, engine, dtype, longest, max_model_len, devices)
+        for step in checks:
+            add(cell, step)
+    else:
+        batch = int(_param(cell, "batch_size", 16))
+        add(cell, transformers_generation_step(shape, dtype, batch, len(cfg.budgets), longest, prompt_max))
+        pool = device.memory_bytes - shape.weight_bytes(dtype)
+    # The variant's engine serves every benchmark of the variant: its rate is set by all of them together.
+    mates = variant_cells[(cell.axes["model"], _variant(cell))]
+    every = {b: problems(b, limit) for c in mates for b in _benchmarks(c, cfg)}
+    variant = Generation.combine([kit_generation(p, cfg.budgets, sequences, options.answer_mean, **answers)
+                                  for p in every.values()])
+    _, rate, batch = _generation_hours(shape, device, engine, dtype, variant, pool, devices)
+    key = cell.axes["model"]
+    info = models.setdefault(key, {"model": key, "params_b": shape.params / 1e9,
+                                   "weights_gib": shape.weight_bytes(dtype) / GiB,
+                                   "kv_bytes_per_token": shape.kv_bytes_per_token(dtype), "kv_pool_gib": pool / GiB,
+                                   "longest": longest, "max_model_len": max_model_len,
+                                   "at_longest": int(pool // (longest * shape.kv_bytes_per_token(dtype))),
+                                   "concurrency": batch, "tokens_per_s": rate, "authors_starts": 0,
+                                   "mean_context": variant.context})
+    for name, p in benches.items():
+        gen = kit_generation(p, cfg.budgets, sequences, options.answer_mean, **answers)
+        seconds = gen.generated / rate + engine.forward_seconds(shape, device, gen.prefill, gen.context)
+        seconds += engine.engine_start_s / len(mates)  # one start per variant, spread over its cells
+        authors = [authors_generation(p, b, cfg.samples, options.answer_mean, **answers)
+                   for b in cfg.budgets for _ in cfg.seeds]  # one harness run per (budget, seed)
+        authors_seconds = sum(_generation_hours(shape, device, engine, dtype, g, pool, devices)[0] for g in authors)
+        info["authors_starts"] += len(authors)
+        worst = kit_generation(p, cfg.budgets, sequences, None, **answers)
+        worst_seconds = _generation_hours(shape, device, engine, dtype, worst, pool, devices)[0]
+        add(cell, Step(f"{GENERATION}{name}", 0.0, seconds * devices, ""), tokens=gen.generated,
+            authors_tokens=sum(g.generated for g in authors), authors_seconds=authors_seconds * devices,
+            worst_tokens=worst.generated, worst_seconds=worst_seconds * devices, rate=rate, batch=batch)
+        traces = int(_param(cell, "divergence_traces", 64))
+        if cell.axes["method"] != DENSE and traces:
+            add(cell, divergence_step(shape, device, engine, dtype, min(traces, p.count * sequences),
+                                      p.prompt_max + max(cfg.budgets), options.divergence_batch,
+                                      options.divergence_slice))
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", default=str(paths.ROOT / "studies" / "paper.yaml"), help="study YAML file")
+    parser.add_argument("--model", action="append", default=None, help="replace the study's models (repeatable)")
+    parser.add_argument("--gpu", default="h100-80gb", choices=sorted(ACCELERATORS), help="the device to plan for")
+    parser.add_argument("--gpu-memory", type=float, default=None, help="GiB of device memory (replaces the device's)")
+    parser.add_argument("--throughput", type=float, default=None,
+                        help="decode tokens/s per device, replacing the roofline (e.g. a measured rate)")
+    parser.add_argument("--efficiency", type=float, default=None, help="share of the bandwidth roofline reached "
+                        "(default: calibrated on a published vLLM H100 measurement, see `tts_prune.study.hardware`)")
+    parser.add_argument("--answer-mean", type=int, default=200, help="assumed mean answer tokens (default 200)")
+    parser.add_argument("--engine-start", type=float, default=120.0, help="seconds per vLLM engine start (default 120)")
+    parser.add_argument("--max-num-seqs", type=int, default=256, help="vLLM's max_num_seqs (default 256)")
+    parser.add_argument("--divergence-batch", type=int, default=1, help="traces per divergence forward pass")
+    parser.add_argument("--divergence-slice", type=int, default=1024,
+                        help="positions per logits slice in the divergence step (0: whole traces, the old code)")
+    parser.add_argument("--max-gen-tokens", type=int, default=None,
+                        help="plan with this thinking + answer allowance (s1's max_gen_toks, e.g. 32768)")
+    parser.add_argument("--steps", action="store_true", help="print every step of every cell, not only each cell's peak")
+
+
+def run(args: argparse.Namespace) -> int:
+    changes = {} if args.efficiency is None else {"efficiency": args.efficiency}
+    engine = EngineModel(throughput=args.throughput, engine_start_s=args.engine_start, max_num_seqs=args.max_num_seqs,
+                         **changes)
+    options = PlanOptions(gpu=args.gpu, gpu_memory=args.gpu_memory, engine=engine, answer_mean=args.answer_mean,
+                          divergence_batch=args.divergence_batch, divergence_slice=args.divergence_slice or None,
+                          max_gen_tokens=args.max_gen_tokens)
+    plan = plan_study(load_study(args.study, models=args.model), options=options)
+    print(plan.text(per_step=args.steps))
+    if plan.refusals:
+        print(f"tts-prune plan: {len(plan.refusals)} step(s) will not fit on {plan.gpu.name}; fix them before the "
+              "spend:\n" + "\n".join(f"  - {r}" for r in plan.refusals), file=sys.stderr)
+        return 1
+    return 0
