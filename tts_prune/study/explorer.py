@@ -47,6 +47,15 @@ def runs(records: pd.DataFrame) -> pd.DataFrame:
     removed = [_recipe_value(r, "removed_param_fraction") for r in recipes]
     df["run"] = [f"{run} (removed {f:.1%})" if m != DENSE and f is not None and f == f else run
                  for run, m, f in zip(df["run"], df["method"], removed)]
+    # ShortGPT by block count (the authors' grid): "shortgpt/-2L (7.1% of decoder)"; its sparsity column is the
+    # share of decoder parameters removed, so accuracy-vs-sparsity places it where it really is
+    counts = [_recipe_value(r, "shortgpt_layers") for r in recipes]
+    for i, (n, f) in enumerate(zip(counts, removed)):
+        if n and df["method"].iat[i] != DENSE:
+            df.iat[i, df.columns.get_loc("run")] = f"{df['method'].iat[i]}/-{n}L" + (
+                f" ({f:.1%} of decoder)" if f is not None and f == f else "")
+            if f is not None and f == f:
+                df.iat[i, df.columns.get_loc("sparsity")] = round(float(f), 4)
     # Calibration (a study axis): named in the run label only when pruned runs differ in it. Calibration seeds
     # are replicates of one run, like sampling seeds: they share its label and pool into its statistics.
     df["calibration"] = [_recipe_value(r, "calibration") if m != DENSE else None for r, m in zip(recipes, df["method"])]
