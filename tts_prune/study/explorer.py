@@ -60,8 +60,14 @@ def runs(records: pd.DataFrame) -> pd.DataFrame:
     # are replicates of one run, like sampling seeds: they share its label and pool into its statistics.
     df["calibration"] = [_recipe_value(r, "calibration") if m != DENSE else None for r, m in zip(recipes, df["method"])]
     df["calibration_seed"] = [int(_recipe_value(r, "calibration_seed") or 0) for r in recipes]
-    if df.loc[df["method"] != DENSE, "calibration"].nunique() > 1:
-        df["run"] = [r if m == DENSE else f"{r}/{c}" for r, m, c in zip(df["run"], df["method"], df["calibration"])]
+    # Named where one recipe ran with several sources, not where methods merely calibrate on their own text
+    # (paper.yaml: ShortGPT on its PG19 text, the others on C4).
+    recipe_keys = [k for k in ("model", "method", "allocation", "sparsity") if k in df.columns]  # >= 3 keys: tuples
+    varied = df[df["method"] != DENSE].groupby(recipe_keys)["calibration"].nunique()
+    several = set(varied[varied > 1].index)
+    keys = zip(*(df[k] for k in recipe_keys))
+    df["run"] = [f"{r}/{c}" if m != DENSE and k in several else r
+                 for r, m, c, k in zip(df["run"], df["method"], df["calibration"], keys)]
     df["correct"] = df["correct"].astype(float)
     # Share of responses with nothing extractable (records written before it was recorded: unknown).
     df["no_answer"] = df["no_answer"].astype(float) if "no_answer" in df.columns else float("nan")
