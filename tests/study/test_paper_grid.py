@@ -87,3 +87,22 @@ def test_a_varied_calibration_axis_wins_over_method_params(tmp_path):
     pruning = [c for c in grid.expand(cfg, reports=tmp_path) if c.notebook == "03-pruning"]
     assert sorted((c.parameters["calibration"], c.parameters["nsamples"]) for c in pruning) == [
         ("builtin", 100), ("gsm8k", 100)]
+
+
+def test_run_labels_of_shortgpt_by_block_count_and_methods_with_their_own_calibration():
+    import pandas as pd
+
+    from tts_prune.study import explorer
+
+    def rec(recipe):
+        return {"model": "m", "benchmark": "b", "recipe": recipe, "problem_id": "p", "seed": 7, "budget": 512,
+                "correct": True}
+
+    records = pd.DataFrame([
+        rec({"method": "dense", "allocation": "uniform", "sparsity": 0.0}),
+        rec({"method": "wanda", "allocation": "uniform", "sparsity": 0.2, "calibration": "allenai/c4"}),
+        rec({"method": "shortgpt", "allocation": "uniform", "sparsity": None, "shortgpt_layers": 2,
+             "removed_param_fraction": 2 / 28, "calibration": "shortgpt"})])
+    df = explorer.runs(records)
+    assert df["run"].tolist() == ["dense", "wanda/uniform/0.2", "shortgpt/-2L (7.1% of decoder)"]
+    assert df["sparsity"].tolist() == [0.0, 0.2, round(2 / 28, 4)]  # placed at the share really removed
