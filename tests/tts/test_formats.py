@@ -153,7 +153,7 @@ def test_paper_study_names_each_models_format():
     formats = {c.axes["model"]: {c.parameters["thinking_format"]} for c in cells}
     assert formats == {"simplescaling/s1.1-7B": {"s1"}, "Qwen/Qwen3-8B": {"qwen3"}}
     qwen_budgets = {tuple(c.parameters["budgets"]) for c in cells if c.axes["model"] == "Qwen/Qwen3-8B"}
-    assert qwen_budgets == {(0, 512, 1024, 2048, 4096, 8192)}
+    assert qwen_budgets == {(512, 1024, 2048, 4096, 8192)}  # the authors' TOKENS, no budget 0
     assert {c.parameters["answer_tokens"] for c in cells} == {4096}
     with pytest.raises(ValueError, match="thinking_format='s2'"):
         load_study(paths.ROOT / "studies" / "paper.yaml", thinking_format="s2")

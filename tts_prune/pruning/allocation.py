@@ -186,7 +186,8 @@ def owl_ratios(outlier_ratios: Sequence[float], sparsity: float, lam: float, cli
 
     mapped = (r - min r) / (max r - min r) x 2 lambda; keep ratio = mapped - mean(mapped) + (1 - s);
     sparsity = 1 - keep (mean over blocks, unweighted). ``clip="reference"``: non-positive sparsities
-    become 0.01 and nothing is rebalanced, so the global sparsity can exceed s; ``"rebalance"``: clip to
+    become 0.01 and nothing is rebalanced, so the global sparsity can exceed s (OWL's code and the authors'
+    Wanda + OWL); ``"zero"``: they become 0 (the authors' magnitude + OWL); ``"rebalance"``: clip to
     [0, 0.99] and shift until the ``weights``-weighted mean is s. Equal outlier ratios (the reference
     divides by zero there) give every block s.
     """
@@ -199,6 +200,9 @@ def owl_ratios(outlier_ratios: Sequence[float], sparsity: float, lam: float, cli
 
 OWL_CLIPS: dict[str, Callable] = {
     "reference": lambda ratios, weights, target: [0.01 if x <= 0 else x for x in ratios],
+    # the authors' magnitude + OWL (TTS-Pruning wanda/lib/prune.py prune_mag_outlier): no clipping, and a
+    # block whose sparsity is <= 0 has int(numel x s) <= 0 weights pruned, i.e. none
+    "zero": lambda ratios, weights, target: [max(x, 0.0) for x in ratios],
     "rebalance": lambda ratios, weights, target: rebalance(ratios, weights or [1.0] * len(ratios), target),
 }
 
@@ -206,7 +210,14 @@ OWL_CLIPS: dict[str, Callable] = {
 def owl(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
     """OWL: "Outlier Weighed Layerwise Sparsity" (Yin et al., arXiv 2310.05175). Blocks with more
     outliers (Wanda scores above M x mean) get lower sparsity, linearly within s +- lambda; see
-    :func:`owl_ratios` for the reference formula and its clipping."""
+    :func:`owl_ratios` for the reference formula and its clipping.
+
+    As the authors of arXiv 2604.25098 run it (TTS-Pruning ``wanda/lib/prune.py``, ``prune_wanda_outlier`` and
+    ``prune_mag_outlier``, ``--Hyper_m 7 --Lamda 0.08``): a block's outlier ratio is the share of the Wanda
+    scores |W_ij| x ||X_j|| of *all* its linears, pooled, above M x their pooled mean, with X the calibration
+    activations of the *dense* model (one pass before any pruning); the same ratios serve every method, so
+    magnitude + OWL also computes them from Wanda scores and then prunes each matrix by |W|. Their ratio is a
+    percentage (x 100) and their ||X_j||^2 is averaged over samples: scale factors the min-max mapping cancels."""
     profile = activation_profile(model, calibration=ids, owl_m=config.owl_m, batch_size=config.batch_size,
                                  show_progress=show_progress)
     ratios = profile.groupby("layer")["layer_outlier_ratio"].first().tolist()

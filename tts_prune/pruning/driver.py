@@ -45,6 +45,11 @@ def _sparsegpt(weight, stats, sparsity, config):
 
 
 ROUNDINGS = ("exact", "floor")
+# Each method's reference calibration data when PruneConfig leaves it unset: ShortGPT's own (the authors'
+# `--calibration_data shortgpt --n_samples 100 --max_seq_len 1024`, see pg19.py), else bundled GSM8K
+# windows of wanda/SparseGPT's 128 x 2048 (the papers' C4 needs the network: calibration="allenai/c4").
+METHOD_CALIBRATION = {"shortgpt": {"calibration": "shortgpt", "nsamples": 100, "seqlen": 1024},
+                      None: {"calibration": "gsm8k", "nsamples": 128, "seqlen": 2048}}
 # Reference epsilons per method: LayerIF's scripts (0.1 Wanda / SparseGPT, 0.3 magnitude) and
 # AlphaPruning's scripts/llama_7b.sh (0.2 Wanda / SparseGPT, 0.3 magnitude).
 LAYERIF_EPS = {"wanda": 0.1, "sparsegpt": 0.1, "magnitude": 0.3}
@@ -76,7 +81,15 @@ class PruneConfig:
     """Everything that defines a pruning run; validated on construction.
 
     ``sparsity`` is the fraction of prunable decoder weights set to zero (for ShortGPT: the fraction of
-    blocks removed, ``round(s x L)``). ``nm`` ("2:4", "4:8") forces N zeros in every M inputs and then
+    blocks removed, ``round(s x L)``). ``shortgpt_layers`` (ShortGPT only) removes that many blocks instead,
+    as the authors' ``--remove_n_layers N``; given together with ``sparsity`` they must agree on the model
+    (checked when its block count is known), and 1 <= N <= L - 1.
+    ``calibration`` / ``nsamples`` / ``seqlen`` default (None) to the method's reference data
+    (:data:`METHOD_CALIBRATION`): ShortGPT's own text (PG19 validation chunks, 100 samples of at most 1024
+    tokens, see ``pg19.py``), else bundled GSM8K in 128 windows of 2048 tokens. ``owl_clip`` "auto" is what
+    the authors' code does with a block whose OWL sparsity comes out <= 0: 0.01 for Wanda (``prune_wanda_outlier``,
+    as OWL's own code) and 0, nothing pruned, for magnitude (``prune_mag_outlier`` prunes ``int(numel x s)``
+    weights only when that is positive). ``nm`` ("2:4", "4:8") forces N zeros in every M inputs and then
     ``sparsity`` must be N/M with uniform allocation. ``rounding="exact"`` makes every matrix lose
     ``round(numel x s_block)`` weights (the remainder of the per-row floor spread over rows);
     ``"floor"`` is the Wanda / SparseGPT reference rule, ``floor(in x s)`` per row (or per SparseGPT block).
@@ -85,17 +98,17 @@ class PruneConfig:
     """
 
     method: str
-    sparsity: float
+    sparsity: float | None = None
     allocation: str = "uniform"
     nm: str | None = None
     magnitude_scope: str = "matrix"
-    nsamples: int = 128
-    seqlen: int = 2048
+    nsamples: int | None = None
+    seqlen: int | None = None
     seed: int = 0
-    calibration: str = "gsm8k"
+    calibration: str | None = None
     owl_m: float = 5.0
     owl_lambda: float = 0.08
-    owl_clip: str = "reference"
+    owl_clip: str = "auto"
     layerif_eps: float | None = None
     layerif_samples: int = 16
     layerif_validation: str | None = None
@@ -108,6 +121,7 @@ class PruneConfig:
     batch_size: int = 1
     blocksize: int = 128
     percdamp: float = 0.01
+    shortgpt_layers: int | None = None
 
     def __post_init__(self):
         def fail(what, allowed, fix):
@@ -117,8 +131,24 @@ class PruneConfig:
             fail(f"method={self.method!r} is unknown", sorted(PRUNERS), "Pick one of those names.")
         if self.allocation not in ALLOCATORS:
             fail(f"allocation={self.allocation!r} is unknown", sorted(ALLOCATORS), "Pick one of those names.")
-        if not isinstance(self.sparsity, (int, float)) or not 0 <= self.sparsity < 1:
+        if self.shortgpt_layers is not None:
+            if self.method != "shortgpt":
+                fail(f"shortgpt_layers={self.shortgpt_layers!r} with method={self.method!r}", "method='shortgpt'",
+                     "Drop shortgpt_layers, or use method='shortgpt'.")
+            if isinstance(self.shortgpt_layers, bool) or not isinstance(self.shortgpt_layers, int) or self.shortgpt_layers < 1:
+                fail(f"shortgpt_layers={self.shortgpt_layers!r}", "a whole number of blocks >= 1 (at most L - 1)",
+                     "E.g. shortgpt_layers=2 removes the two lowest-Block-Influence blocks.")
+        elif self.sparsity is None:
+            fail(f"sparsity is missing for method={self.method!r}", "a float in [0, 1)" + (
+                 ", or shortgpt_layers" if self.method == "shortgpt" else ""), "E.g. sparsity=0.2 for 20%.")
+        if self.sparsity is not None and (isinstance(self.sparsity, bool) or not isinstance(self.sparsity, (int, float))
+                                          or not 0 <= self.sparsity < 1):
             fail(f"sparsity={self.sparsity!r} is out of range", "a float in [0, 1)", "E.g. sparsity=0.2 for 20%.")
+        for name, value in METHOD_CALIBRATION.get(self.method, METHOD_CALIBRATION[None]).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.owl_clip == "auto":
+            object.__setattr__(self, "owl_clip", "zero" if self.method == "magnitude" else "reference")
         if self.layer_sparsities is not None:
             object.__setattr__(self, "layer_sparsities", tuple(float(x) for x in self.layer_sparsities))
             if self.allocation not in ("uniform", "manual"):
@@ -191,6 +221,7 @@ class PruneResult:
     source_fingerprint: str | None = None
 
     removed_param_fraction: float | None = None
+    calibration_used: str | None = None  # the calibration text really used (e.g. ShortGPT's offline stand-in)
 
     @property
     def global_sparsity(self) -> float:
@@ -211,7 +242,7 @@ class PruneResult:
                 "removed_param_fraction": self.removed_param_fraction,
                 "timings": self.timings, "removed_layers": self.removed_layers,
                 "source_fingerprint": self.source_fingerprint,
-                "calibration_shape": list(self.calibration_shape),
+                "calibration_shape": list(self.calibration_shape), "calibration_used": self.calibration_used,
                 "layers": self.layers.to_dict(orient="records"), "matrices": self.matrices.to_dict(orient="records")}
 
 
@@ -259,16 +290,21 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
                                   sampling=config.calibration_sampling)
     timings["calibration_data_s"] = time.perf_counter() - start
     torch.manual_seed(config.seed)
+    if ids is not None and not isinstance(ids, torch.Tensor) and not pruner.structured:
+        raise ValueError(f"calibration {config.calibration!r} gives whole samples of different lengths (ShortGPT's "
+                         f"text); method={config.method!r} with allocation={config.allocation!r} needs (nsamples, "
+                         "seqlen) windows: use calibration_sampling='packed' or 'document', or another source")
 
     if pruner.structured:
-        from .shortgpt import block_influence, layers_to_remove, remove_layers
+        from .shortgpt import block_influence, layers_to_remove, removal_count, remove_layers
 
         t = time.perf_counter()
         weights = layer_weights(model)
         block_params = [sum(p.numel() for p in b.parameters()) for b in decoder_layers(model)]
+        count = removal_count(len(block_params), config.sparsity, config.shortgpt_layers)  # errors before any work
         scores = block_influence(model, calibration=ids, batch_size=config.batch_size, show_progress=show_progress)
-        removed = layers_to_remove(scores, config.sparsity)
-        if config.sparsity > 0 and not removed:
+        removed = layers_to_remove(scores, count=count) if count else []
+        if config.shortgpt_layers is None and config.sparsity > 0 and not removed:
             warnings.warn(f"ShortGPT at sparsity={config.sparsity} removes round({config.sparsity} x {len(scores)}) = 0 "
                           f"of {len(scores)} blocks: the model is unchanged (the same weights as dense); use "
                           f"a sparsity above {0.5 / len(scores):.3g} to remove one block", stacklevel=2)
@@ -279,8 +315,8 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
         layers = pd.DataFrame({"layer": range(len(scores)), "block_influence": scores,
                                "removed": [i in removed for i in range(len(scores))], "prunable_params": weights})
         layers["target_sparsity"] = layers["achieved_sparsity"] = layers["removed"].astype(float)
-        return PruneResult(config, layers, sparsity_report(model), timings, removed,
-                           tuple(ids.shape) if ids is not None else (), fingerprint, removed_fraction)
+        return PruneResult(config, layers, sparsity_report(model), timings, removed, _shape(ids), fingerprint,
+                           removed_fraction, _source(ids, config))
 
     t = time.perf_counter()
     ratios = allocate(model, tokenizer, config, ids, show_progress=show_progress)
@@ -301,7 +337,21 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
     layers = pd.DataFrame({"layer": range(len(ratios)), "target_sparsity": ratios,
                            "achieved_sparsity": (grouped["zeros"] / grouped["numel"]).tolist(),
                            "prunable_params": layer_weights(model)})
-    return PruneResult(config, layers, matrices, timings, [], tuple(ids.shape) if ids is not None else (), fingerprint)
+    return PruneResult(config, layers, matrices, timings, [], _shape(ids), fingerprint, calibration_used=_source(ids, config))
+
+
+def _shape(ids) -> tuple[int, ...]:
+    # (nsamples, seqlen) windows; whole samples of different lengths (ShortGPT's text): (nsamples, longest)
+    if ids is None:
+        return ()
+    if isinstance(ids, torch.Tensor):
+        return tuple(ids.shape)
+    return (len(ids), max((len(s) for s in ids), default=0))
+
+
+def _source(ids, config: PruneConfig) -> str | None:
+    # The text really used: a fallback (ShortGPT's offline stand-in) says so; ids passed in keep the config's name
+    return getattr(ids, "source", None) or (config.calibration if ids is not None else None)
 
 
 def achieved_label(result: PruneResult) -> str:
@@ -348,10 +398,10 @@ def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, sourc
         "global_sparsity": result.global_sparsity, "target_global_sparsity": result.target_global_sparsity,
         "removed_layers": result.removed_layers,
         # ShortGPT: round(s x L) blocks go, so the achieved share of decoder-block parameters is not s
-        "removed_param_fraction": result.removed_param_fraction,
+        "removed_param_fraction": result.removed_param_fraction, "shortgpt_layers": config.shortgpt_layers,
         "achieved_label": achieved_label(result),
-        "calibration": {"source": config.calibration, "nsamples": config.nsamples, "seqlen": config.seqlen,
-                        "seed": config.seed, "shape": list(result.calibration_shape)},
+        "calibration": {"source": config.calibration, "used": result.calibration_used, "nsamples": config.nsamples,
+                        "seqlen": config.seqlen, "seed": config.seed, "shape": list(result.calibration_shape)},
         "config": asdict(config), "timings": result.timings,
         "source_model": source, "source_fingerprint": result.source_fingerprint,
         "pruned_fingerprint": model_fingerprint(model), "tts_prune_version": __version__,
@@ -359,11 +409,13 @@ def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, sourc
     (out / "pruning_recipe.json").write_text(json.dumps(recipe, indent=2, default=str))
     honesty = (_STRUCTURED.format(removed=result.removed_layers) if PRUNERS[config.method].structured
                else _UNSTRUCTURED)
+    target = config.sparsity if config.shortgpt_layers is None else f"-{config.shortgpt_layers} blocks"
     (out / "README.md").write_text(_CARD.format(
-        name=out.name, source=source, version=__version__, method=config.method, sparsity=config.sparsity,
+        name=out.name, source=source, version=__version__, method=config.method, sparsity=target,
         allocation=config.allocation, nm=f", N:M {config.nm}" if config.nm else "", achieved=result.global_sparsity,
         target=result.target_global_sparsity, label=achieved_label(result),
-        calibration=f"{config.calibration}, {config.nsamples} x {config.seqlen} tokens, seed {config.seed}",
+        calibration=f"{result.calibration_used or config.calibration}, {config.nsamples} x {config.seqlen} tokens, "
+                    f"seed {config.seed}",
         honesty=honesty))
     return out
 
@@ -374,17 +426,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--model", default=DEFAULT_MODEL, help="embedded name, local dir, .gguf file or hub id")
     parser.add_argument("--method", required=True, choices=sorted(PRUNERS))
-    parser.add_argument("--sparsity", type=float, required=True, help="fraction of prunable weights (or blocks) removed")
+    parser.add_argument("--sparsity", type=float, default=None, help="fraction of prunable weights (or blocks) removed")
+    parser.add_argument("--shortgpt-layers", type=int, default=None, help="shortgpt: number of blocks to remove")
     parser.add_argument("--allocation", default="uniform", choices=sorted(ALLOCATORS))
     parser.add_argument("--nm", default=None, help="N:M pattern such as 2:4 (sparsity must be N/M)")
     parser.add_argument("--magnitude-scope", default="matrix", choices=["matrix", "row"])
-    parser.add_argument("--nsamples", type=int, default=128)
-    parser.add_argument("--seqlen", type=int, default=2048)
+    parser.add_argument("--nsamples", type=int, default=None, help="default: the method's (128; shortgpt 100)")
+    parser.add_argument("--seqlen", type=int, default=None, help="default: the method's (2048; shortgpt 1024)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--calibration", default="gsm8k", help="gsm8k, builtin, a text/JSONL path or an HF dataset id")
+    parser.add_argument("--calibration", default=None, help="gsm8k (default), shortgpt (shortgpt's default), pg19, "
+                        "builtin, a text/JSONL path or an HF dataset id")
     parser.add_argument("--owl-m", type=float, default=5.0)
     parser.add_argument("--owl-lambda", type=float, default=0.08)
-    parser.add_argument("--owl-clip", default="reference", choices=sorted(OWL_CLIPS))
+    parser.add_argument("--owl-clip", default="auto", choices=["auto", *sorted(OWL_CLIPS)])
     parser.add_argument("--layerif-eps", type=float, default=None, help="default: 0.1 wanda/sparsegpt, 0.3 magnitude")
     parser.add_argument("--layerif-validation", default=None, help="validation source for LayerIF (e.g. gsm8k)")
     parser.add_argument("--alpha-eps", type=float, default=None, help="default: 0.2 wanda/sparsegpt, 0.3 magnitude")
@@ -407,7 +461,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=args.calibration, owl_m=args.owl_m, owl_lambda=args.owl_lambda, owl_clip=args.owl_clip,
         layerif_eps=args.layerif_eps, layerif_validation=args.layerif_validation, alpha_eps=args.alpha_eps,
         alpha_estimator=args.alpha_estimator, rounding=args.rounding, calibration_sampling=args.calibration_sampling,
-        layer_sparsities=layer_sparsities, dtype=args.dtype)
+        layer_sparsities=layer_sparsities, dtype=args.dtype, shortgpt_layers=args.shortgpt_layers)
     model, tokenizer = load_model(args.model, dtype=args.dtype, device_map=args.device_map)
     result = prune(model, tokenizer, config)
     out = save_pruned(model, tokenizer, result, args.out, source=args.model)

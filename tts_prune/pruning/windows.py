@@ -1,7 +1,8 @@
 """Calibration data: the sources (bundled GSM8K, text/JSONL files, C4 as in the papers) and the windows of
 token ids cut from them (wanda / OWL's per-document windows, or packed windows for short documents).
 
-``calibration_batches(tokenizer, source, nsamples, seqlen, seed)`` -> LongTensor (nsamples, seqlen).
+``calibration_batches(tokenizer, source, nsamples, seqlen, seed)`` -> LongTensor (nsamples, seqlen), or for
+ShortGPT's own text (``shortgpt``, ``pg19``: see ``pg19.py``) a list of ``nsamples`` whole chunks of any length.
 """
 from __future__ import annotations
 
@@ -92,12 +93,15 @@ def _hf_texts(dataset_id: str, nsamples: int, seed: int) -> list[str]:
 def calibration_texts(source: str, nsamples: int = 128, seed: int = 0) -> Sequence[str]:
     """Documents of a calibration ``source``.
 
-    ``source`` is ``"gsm8k"`` (GSM8K training question + solution, bundled), ``"builtin"`` (the
+    ``source`` is ``"shortgpt"`` / ``"pg19"`` / ``"shortgpt-offline"`` (ShortGPT's calibration text as the
+    authors ran it, see ``pg19.py``), ``"gsm8k"`` (GSM8K training question + solution, bundled), ``"builtin"`` (the
     project's own public-domain text in ``data/calibration/``), a path to a UTF-8 ``.txt`` file or a
     ``.jsonl``/``.jsonl.gz``/``.json.gz`` of records (e.g. reasoning traces, or a downloaded C4 shard), or a
     Hugging Face dataset id such as ``"allenai/c4"`` (prefix ``hf:`` to force it; needs the network).
     """
     path = Path(source).expanduser()
+    if source in BOOK_SOURCES:
+        return BOOK_SOURCES[source]()
     if source == "gsm8k":
         return _read_jsonl(_bundled("gsm8k_train.jsonl.gz"))
     if source == "builtin":
@@ -173,13 +177,45 @@ def packed_windows(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, 
     return torch.tensor([stream[c * seqlen:(c + 1) * seqlen] for c in chosen], dtype=torch.long)
 
 
-SAMPLERS = {"document": document_windows, "packed": packed_windows}
+def whole_samples(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, seed: int) -> list[torch.LongTensor]:
+    """ShortGPT's samples as the authors draw them: ``min(nsamples, len(texts))`` documents chosen with
+    ``random.Random(seed).sample``, each tokenized on its own (no special tokens, no padding) and cut at
+    ``seqlen`` tokens. A list of 1-D LongTensors of different lengths (only ShortGPT's Block Influence reads
+    it; the other methods need the equal windows of "document" or "packed")."""
+    chosen = random.Random(seed).sample(range(len(texts)), min(nsamples, len(texts)))
+    samples = [torch.tensor(_tokens(tokenizer, texts[i])[:seqlen], dtype=torch.long) for i in chosen]
+    return [s for s in samples if s.numel() > 0]
+
+
+SAMPLERS = {"document": document_windows, "packed": packed_windows, "samples": whole_samples}
 PACKED_SOURCES = ("gsm8k",)  # bundled corpora of documents shorter than any useful window
 
 
+def _pg19(strict: bool):
+    def texts():
+        from .pg19 import shortgpt_texts
+
+        return shortgpt_texts(strict=strict)
+    return texts
+
+
+def _shortgpt_offline():
+    from .pg19 import OFFLINE_SOURCE, CalibrationTexts, offline_chunks
+
+    return CalibrationTexts(offline_chunks(), OFFLINE_SOURCE)
+
+
+# ShortGPT's own calibration text (pg19.py): "shortgpt" falls back (warned, recorded) to the named offline
+# stand-in, "pg19" never does. Each chunk is one sample ("samples"), as the authors' script feeds them.
+BOOK_SOURCES = {"shortgpt": _pg19(strict=False), "pg19": _pg19(strict=True), "shortgpt-offline": _shortgpt_offline}
+
+
 def resolve_sampling(source, sampling: str = "auto") -> str:
-    """``"auto"`` -> ``"packed"`` for GSM8K and for lists of texts given directly (short records such as
-    rendered problems), else ``"document"`` (C4, any text/JSONL corpus: the reference's windows)."""
+    """``"auto"`` -> ``"samples"`` for ShortGPT's own text (one chunk per sample), ``"packed"`` for GSM8K and for
+    lists of texts given directly (short records such as rendered problems), else ``"document"`` (C4, any
+    text/JSONL corpus: the reference's windows)."""
+    if sampling == "auto" and isinstance(source, str) and source in BOOK_SOURCES:
+        return "samples"
     if sampling == "auto":
         return "packed" if isinstance(source, (list, tuple)) or source in PACKED_SOURCES else "document"
     if sampling not in SAMPLERS:
@@ -188,19 +224,28 @@ def resolve_sampling(source, sampling: str = "auto") -> str:
 
 
 def calibration_batches(tokenizer, source: str | list[str] = "gsm8k", nsamples: int = 128, seqlen: int = 2048,
-                        seed: int = 0, sampling: str = "auto") -> torch.LongTensor:
+                        seed: int = 0, sampling: str = "auto"):
     """``nsamples`` windows of ``seqlen`` tokens from a calibration source: LongTensor (nsamples, seqlen).
 
     ``sampling``: ``"document"`` (:func:`document_windows`, wanda / OWL's C4 windows inside one document),
     ``"packed"`` (:func:`packed_windows`, disjoint windows of documents joined by blank lines) or
-    ``"auto"`` (:func:`resolve_sampling`). ``source`` may also be a list of texts.
+    ``"auto"`` (:func:`resolve_sampling`), or ``"samples"`` (:func:`whole_samples`: a list of whole documents,
+    ShortGPT's text); ``"samples"`` returns a ``pg19.CalibrationTexts`` list whose ``source`` names the text really
+    used (e.g. the offline stand-in). ``source`` may also be a list of texts.
     """
     if nsamples < 1 or seqlen < 2:
         raise ValueError(f"nsamples={nsamples}, seqlen={seqlen}: need nsamples >= 1 and seqlen >= 2")
     method = resolve_sampling(source, sampling)
-    texts = list(source) if isinstance(source, (list, tuple)) else calibration_texts(source, nsamples, seed)
+    raw = source if isinstance(source, (list, tuple)) else calibration_texts(source, nsamples, seed)
+    label = source if isinstance(source, str) else "texts"
+    texts = list(raw)
     if not texts:
         raise ValueError(f"calibration source {source!r} has no documents; pass a non-empty text/JSONL source")
-    return SAMPLERS[method](tokenizer, texts, nsamples, seqlen, seed)
+    ids = SAMPLERS[method](tokenizer, texts, nsamples, seqlen, seed)
+    if method == "samples":
+        from .pg19 import CalibrationTexts
+
+        return CalibrationTexts(ids, getattr(raw, "source", label))  # the text really used, recorded by prune()
+    return ids
 
 

@@ -47,12 +47,27 @@ def runs(records: pd.DataFrame) -> pd.DataFrame:
     removed = [_recipe_value(r, "removed_param_fraction") for r in recipes]
     df["run"] = [f"{run} (removed {f:.1%})" if m != DENSE and f is not None and f == f else run
                  for run, m, f in zip(df["run"], df["method"], removed)]
+    # ShortGPT by block count (the authors' grid): "shortgpt/-2L (7.1% of decoder)"; its sparsity column is the
+    # share of decoder parameters removed, so accuracy-vs-sparsity places it where it really is
+    counts = [_recipe_value(r, "shortgpt_layers") for r in recipes]
+    for i, (n, f) in enumerate(zip(counts, removed)):
+        if n and df["method"].iat[i] != DENSE:
+            df.iat[i, df.columns.get_loc("run")] = f"{df['method'].iat[i]}/-{n}L" + (
+                f" ({f:.1%} of decoder)" if f is not None and f == f else "")
+            if f is not None and f == f:
+                df.iat[i, df.columns.get_loc("sparsity")] = round(float(f), 4)
     # Calibration (a study axis): named in the run label only when pruned runs differ in it. Calibration seeds
     # are replicates of one run, like sampling seeds: they share its label and pool into its statistics.
     df["calibration"] = [_recipe_value(r, "calibration") if m != DENSE else None for r, m in zip(recipes, df["method"])]
     df["calibration_seed"] = [int(_recipe_value(r, "calibration_seed") or 0) for r in recipes]
-    if df.loc[df["method"] != DENSE, "calibration"].nunique() > 1:
-        df["run"] = [r if m == DENSE else f"{r}/{c}" for r, m, c in zip(df["run"], df["method"], df["calibration"])]
+    # Named where one recipe ran with several sources, not where methods merely calibrate on their own text
+    # (paper.yaml: ShortGPT on its PG19 text, the others on C4).
+    recipe_keys = [k for k in ("model", "method", "allocation", "sparsity") if k in df.columns]  # >= 3 keys: tuples
+    varied = df[df["method"] != DENSE].groupby(recipe_keys)["calibration"].nunique()
+    several = set(varied[varied > 1].index)
+    keys = zip(*(df[k] for k in recipe_keys))
+    df["run"] = [f"{r}/{c}" if m != DENSE and k in several else r
+                 for r, m, c, k in zip(df["run"], df["method"], df["calibration"], keys)]
     df["correct"] = df["correct"].astype(float)
     # Share of responses with nothing extractable (records written before it was recorded: unknown).
     df["no_answer"] = df["no_answer"].astype(float) if "no_answer" in df.columns else float("nan")

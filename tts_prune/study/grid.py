@@ -73,6 +73,9 @@ class StudyConfig:
     nsamples: int = 128
     seqlen: int = 2048
     dtype: str = "auto"
+    shortgpt_layers: tuple[int, ...] = ()  # ShortGPT by block count (one recipe per count) instead of its sparsities
+    method_params: dict = field(default_factory=dict)  # per method, parameters of its 03/04 cells (e.g. calibration)
+    max_gen_tokens: int | None = None  # thinking + answer together (s1 harness's max_gen_toks); passed to 04 when set
     params: dict = field(default_factory=dict)  # extra notebook parameters, passed to every cell
     overrides: dict = field(default_factory=dict)
 
@@ -110,6 +113,20 @@ class StudyConfig:
             except ValueError as error:
                 fail(f"params.threads={self.params['threads']!r}", "'auto' or a positive integer",
                      f"'auto' uses every core this process may use; 1 suits a shared machine. ({error})")
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.shortgpt_layers):
+            fail(f"shortgpt_layers={list(self.shortgpt_layers)}", "whole numbers of blocks >= 1",
+                 "E.g. shortgpt_layers: [1, 2, 3] as the authors' ShortGPT sweep.")
+        if self.shortgpt_layers and not set(STRUCTURED_METHODS) & set(self.methods + (self.tts_methods or ())):
+            fail(f"shortgpt_layers={list(self.shortgpt_layers)} without shortgpt in methods", "shortgpt listed",
+                 "Add shortgpt to methods, or drop shortgpt_layers.")
+        for method, keys in self.method_params.items():
+            if not isinstance(keys, dict) or set(keys) & set(METHOD_AXES):
+                fail(f"method_params[{method!r}]={keys!r}", "a mapping of notebook parameters other than the axes "
+                     f"{list(METHOD_AXES)}", "E.g. method_params: {shortgpt: {calibration: shortgpt}}.")
+        if self.max_gen_tokens is not None and (isinstance(self.max_gen_tokens, bool) or
+                                                not isinstance(self.max_gen_tokens, int) or self.max_gen_tokens < 1):
+            fail(f"max_gen_tokens={self.max_gen_tokens!r}", "a positive token count or null",
+                 "E.g. max_gen_tokens: 32768 (the s1 harness's max_gen_toks).")
         for model, keys in self.overrides.items():
             unknown = set(keys) - set(GRID_KEYS)
             if model not in self.models or unknown:
@@ -122,7 +139,8 @@ class StudyConfig:
 
 
 _TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
-               "budgets", "seeds", "calibration", "calibration_seeds", "calibration_methods")
+               "budgets", "seeds", "calibration", "calibration_seeds", "calibration_methods", "shortgpt_layers")
+METHOD_AXES = ("model", "method", "allocation", "sparsity", "benchmark", "shortgpt_layers")  # not in method_params
 # Axes that only pruning cells (03, and 04 when not dense) vary over, and only when a study lists more than one
 # value: a single value keeps the cell paths of studies written before these axes existed.
 CALIBRATION_AXES = {"calibration": "calibration", "calibration_seed": "calibration_seeds"}
@@ -226,11 +244,21 @@ def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
         row = dict(zip(axes, combo))
         if row.get("method") in STRUCTURED_METHODS and row.get("allocation") != "uniform":
             continue  # ShortGPT removes whole blocks; a layer-wise allocation is meaningless for it
-        if not extra or (cfg.calibration_methods is not None and row["method"] not in cfg.calibration_methods):
-            combos.append(row)
+        if row.get("method") in STRUCTURED_METHODS and cfg.shortgpt_layers and "sparsity" in row:
+            if row["sparsity"] != values["sparsity"][0]:
+                continue  # by block count: one row per count (sparsity 0 in the path, the count beside it)
+            for count in cfg.shortgpt_layers:
+                combos.extend(_calibrated({**row, "sparsity": 0.0, "shortgpt_layers": count}, cfg, extra))
             continue
-        combos += [{**row, **dict(zip([a for a, _ in extra], values))} for values in product(*(v for _, v in extra))]
+        combos.extend(_calibrated(row, cfg, extra))
     return combos
+
+
+def _calibrated(row: dict, cfg: StudyConfig, extra: list) -> list[dict]:
+    # one row per value of the calibration axes the study varies (for the methods they apply to)
+    if not extra or (cfg.calibration_methods is not None and row["method"] not in cfg.calibration_methods):
+        return [row]
+    return [{**row, **dict(zip([a for a, _ in extra], values))} for values in product(*(v for _, v in extra))]
 
 
 def expand(study: StudyConfig, reports: Path | None = None, results: Path | None = None,
@@ -274,7 +302,7 @@ def _link(cells: list[Cell]) -> list[Cell]:
     """Set ``needs``: pruned 04 -> its 03 cell (and its ``pruned_model`` = that cell's ``model_out``);
     05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it."""
     def recipe(cell):  # the recipe axes, and the calibration axes where the study varies them
-        return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES))
+        return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES) + ("shortgpt_layers",))
 
     producers = {recipe(c): c for c in cells if c.notebook == PRODUCER}
     linked = []
@@ -313,4 +341,10 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
                   "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),
                   "model_out": str(models_out / rel)}
+    if notebook in (PRODUCER, CONSUMER) and axes.get("method") != DENSE:  # e.g. ShortGPT's own calibration
+        parameters.update(cfg.method_params.get(axes.get("method"), {}))
+        parameters.update({k: v for k, v in axes.items() if k in CALIBRATION_AXES})  # a varied axis still wins
+        parameters["seed"] = parameters["calibration_seed"]
+    if notebook == CONSUMER and cfg.max_gen_tokens is not None:
+        parameters["max_gen_tokens"] = cfg.max_gen_tokens
     return Cell(notebook, axes, parameters, output)

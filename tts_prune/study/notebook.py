@@ -31,7 +31,8 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
     nsamples, seqlen, ...); each must equal the saved ``pruning_recipe.json``'s ``config``, and the loaded
     weights must have the recipe's ``pruned_fingerprint``, so a stale or foreign directory is refused
     instead of evaluated under the wrong label. ``recipe`` is what the records store: method, allocation,
-    sparsity, achieved_sparsity, removed_layers, removed_param_fraction (ShortGPT), calibration, nsamples, seqlen.
+    sparsity, achieved_sparsity, removed_layers, removed_param_fraction (ShortGPT), calibration, nsamples, seqlen,
+    and shortgpt_layers for ShortGPT by block count.
     """
     from ..models.loading import load_model, model_fingerprint
 
@@ -54,11 +55,15 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
                          f"{model_fingerprint(net)} vs {saved['pruned_fingerprint']}); it was changed after "
                          "saving or loaded in another dtype: rerun 03-pruning, and give 03 and 04 the same dtype")
     config = saved["config"]
+    # ShortGPT by block count: the count names the recipe (its sparsity is None); absent otherwise, so the
+    # records of every other recipe keep their keys
+    by_count = {"shortgpt_layers": config["shortgpt_layers"]} if config.get("shortgpt_layers") else {}
     return net, tokenizer, {**{k: config[k] for k in _RECORD_RECIPE}, "achieved_sparsity": saved["global_sparsity"],
                             "removed_layers": saved["removed_layers"],
                             "removed_param_fraction": saved.get("removed_param_fraction"),
                             "calibration": config["calibration"],
-                            "calibration_seed": config["seed"], "nsamples": config["nsamples"], "seqlen": config["seqlen"]}
+                            "calibration_seed": config["seed"], "nsamples": config["nsamples"], "seqlen": config["seqlen"],
+                            **by_count}
 
 
 def _toy_texts(tokenizer, nsamples: int, seed: int, **_) -> list[str]:
