@@ -75,3 +75,16 @@ def test_distinct_weights_give_an_empty_audit():
                             rec("wanda", "owl", 0.2, "c")])
     table = provenance.identical_weights(explorer.runs(records))
     assert table.empty and list(table.columns) == provenance.COLUMNS
+
+
+def test_magnitude_recipes_that_differ_only_in_calibration_are_explained():
+    summaries = pd.DataFrame([
+        summary("magnitude", "alphapruning", 0.2, "m", [0.1, 0.3, 0.2], calibration="gsm8k", calibration_seed=0),
+        summary("magnitude", "alphapruning", 0.2, "m", [0.1, 0.3, 0.2], calibration="gsm8k", calibration_seed=1),
+        summary("wanda", "uniform", 0.2, "w0", [0.2] * 3, calibration="gsm8k", calibration_seed=0),
+        summary("wanda", "uniform", 0.2, "w0", [0.2] * 3, calibration="gsm8k", calibration_seed=1)])
+    table = provenance.identical_weights(pd.DataFrame({"model": [], "run": []}), summaries).set_index("run")
+    assert table.loc["magnitude/alphapruning/0.2/calibration_seed=0", "reason"] == (
+        "magnitude reads no calibration data and the alphapruning targets are identical")
+    # Wanda reads its calibration: two seeds with one fingerprint is not explained
+    assert not table.loc["wanda/uniform/0.2/calibration_seed=0", "explained"]

@@ -75,8 +75,8 @@ def reason(a: dict, b: dict) -> str | None:
                 shown = [round(float(t), 4) for t in targets_a]
                 return (f"{first} allocation equal to {second} (identical per-block targets "
                         f"{shown[:6]}{'...' if len(shown) > 6 else ''})")
-            if a.get("method") == "magnitude" and a.get("allocation") == "uniform":
-                return "magnitude with uniform allocation reads no calibration data (its calibration differs only)"
+            if a.get("method") == "magnitude":  # same allocation, same targets: only the calibration differed
+                return f"magnitude reads no calibration data and the {a.get('allocation')} targets are identical"
     return None
 
 
