@@ -28,17 +28,18 @@ def test_paper_04_cells_are_one_per_model_variant(tmp_path):
     paper = grid.load_study(PAPER)
     cells = grid.expand(paper, reports=tmp_path)
     counts = Counter(c.notebook for c in cells)
-    # per model: (magnitude, wanda) x (uniform, owl, layerif) + shortgpt (uniform only), x 2 sparsities, + dense
-    variants = len(paper.models) * ((2 * 3 + 1) * 2 + 1)
-    assert counts["04-tts-scaling"] == variants == 30
+    # per model: (magnitude, wanda) x (uniform, owl, layerif) x 2 sparsities + shortgpt by 1, 2, 3 blocks + dense
+    variants = len(paper.models) * (2 * 3 * 2 + 3 + 1)
+    assert counts["04-tts-scaling"] == variants == 32
     assert (counts["01-calibration"], counts["02-allocation"], counts["05-report"]) == (2, 4, 1)
     evaluated = [c for c in cells if c.notebook == "04-tts-scaling"]
     assert all(c.parameters["benchmarks"] == list(paper.benchmarks) for c in evaluated)
-    assert len({(c.axes["model"], c.axes["method"], c.axes["allocation"], c.axes["sparsity"]) for c in evaluated}) == 30
+    assert len({(c.axes["model"], c.axes["method"], c.axes["allocation"], c.axes["sparsity"],
+                 c.axes.get("shortgpt_layers")) for c in evaluated}) == 32
     # each pruned variant reads its own 03 cell, and every 03 cell is read by exactly one 04 cell
     needed = [c.needs for c in evaluated if c.axes["method"] != "dense"]
     assert all(len(n) == 1 for n in needed) and len({n[0] for n in needed}) == len(needed) == counts["03-pruning"]
-    assert sum(counts.values()) == 2 + 4 + counts["03-pruning"] + 30 + 1
+    assert sum(counts.values()) == 2 + 4 + counts["03-pruning"] + 32 + 1
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def paper_small(tmp_path_factory):
         "divergence.trace_divergence = _logged\n")
     model = str(tiny_model_dir(out / "tiny-llama"))
     study = grid.load_study(PAPER, models=[model], notebooks=["04-tts-scaling"], methods=["magnitude"],
-                            allocations=["uniform"], sparsities=[0.1], budgets=[4, 8], seeds=[7], limit=1,
+                            allocations=["uniform"], sparsities=[0.1], shortgpt_layers=[], budgets=[4, 8], seeds=[7], limit=1,
                             answer_tokens=8, calibration="gsm8k", nsamples=4, seqlen=32,
                             params={"threads": 1, "ppl_tokens": 256, "ppl_seqlen": 64, "divergence_traces": 2,
                                     "vllm_options": {"artifact_root": str(out / "artifacts")}})
