@@ -125,26 +125,47 @@ def extract_number(response: str) -> str | None:
 
 # --------------------------------------------------------------------------- option letters
 
-_ANCHOR = r"(?i:correct|best|right)\s+(?i:answer|option|choice)|(?i:answer)"
-_CONNECT = (r"(?:\s*(?:\*\*|__)?\s*(?::|=|-|–|—|(?i:is|would\s+be|should\s+be|must\s+be|will\s+be"
-            r"|therefore|thus|then|clearly|indeed|definitely)\b))")
-_QUALIFIER = r"(?:\s+(?i:to|for|of)\s[^.\n:]{0,60}?)?"       # "the answer to this question is B"
+# Anchors that introduce the chosen option: "answer", "correct/best/right/final answer|option|choice|response",
+# "my answer|pick|choice", "the most plausible/likely option".
+_ANCHOR = (r"(?i:(?:correct|best|right|final|my|most\s+(?:plausible|likely|reasonable))\s+"
+           r"(?:answer|option|choice|response|pick|selection)|my\s+pick|answer)")
+_CONNECT = (r"(?:\s*(?:\*\*|__)?\s*(?::|=|-|–|—|(?i:is|would\s+be|should\s+be|must\s+be|will\s+be|has\s+to\s+be"
+            r"|would\s+have\s+to\s+be|therefore|thus|then|clearly|indeed|definitely)\b))")
+_QUALIFIER = r"(?:\s+(?i:here|(?:to|for|of)\s[^.\n:]{0,60}?))?"   # "the answer to this question is B"
 _FILL = r"(?:\s|\*|_|\$|\\(?:text|textbf|mathrm|mathbf|boxed)\s*\{|(?i:option|choice|letter)\b|[(\[{])*"
 _END = r"(?![A-Za-z0-9])"
+# A lower-case letter is an option only where an article cannot stand: closed by ")", "]", "**", or ending
+# the statement ("Answer: b", "the answer is a."); "the answer is a bit subtle" chooses nothing.
+_LOWER_END = r"(?=\s*[)\]]|\*\*|[.!;:,]?[ \t]*(?:$|\n)|[.!;,][ \t])"
+
+
+def _letter(letters: str, lower: str = "guarded") -> str:
+    # The letter (one capturing group); lower case "guarded" (_LOWER_END), "free" (after "option", inside
+    # parentheses: never an article) or "no". A letter followed by "and/or/, <letter>" lists options ("Answer:
+    # A and B are wrong"), it chooses none.
+    small = letters.lower()
+    either = {"guarded": rf"[{letters}]|[{small}]{_LOWER_END}", "free": rf"[{letters}{small}]", "no": rf"[{letters}]"}[lower]
+    return rf"({either})(?![).]?\s*(?:,|&|(?i:and|or)\b)\s*\(?[{letters}{small}]{_END})"
 
 
 def _statement_patterns(letters: str) -> list[re.Pattern]:
-    # Each pattern's only capturing groups are the letter (the reversed form has one per marking style).
-    # A letter followed by "and/or/, <letter>" lists options ("Answer: A and B are wrong"), it chooses none.
-    letter = rf"([{letters}])(?![).]?\s*(?:,|&|(?i:and|or)\b)\s*\(?[{letters}]{_END})"
-    marked = (rf"(?:(?i:option|choice)\s*\(?{letter}\)?|\({letter}\)|\*\*\(?{letter}\)?\*\*"
-              rf"|(?:^|(?<=\n)|(?<=[,:;.])\s*|(?i:\b(?:so|thus|therefore|hence)),?\s+){letter})")
+    # Each pattern's only capturing groups are letters; the match's letter is the first group that matched.
+    letter, free, upper = _letter(letters), _letter(letters, "free"), _letter(letters, "no")
+    marked = (rf"(?:(?i:option|choice|letter)\s*\(?{free}\)?|\({free}\)|\*\*\(?{letter}\)?\*\*"
+              rf"|(?:^|(?<=\n)|(?<=[,:;.])\s*|(?i:\b(?:so|thus|therefore|hence)),?\s+){upper})")
     return [
         re.compile(rf"(?<![A-Za-z])(?:{_ANCHOR}){_QUALIFIER}{_CONNECT}{{1,3}}{_FILL}{letter}{_END}"),
         re.compile(rf"(?i:final\s+answer)(?:\*\*|__)?{_FILL}{letter}{_END}"),
-        re.compile(rf"(?i:\bI\s+(?:choose|pick|select|go\s+with)|\bgo(?:ing)?\s+with){_FILL}{letter}{_END}"),
+        # "Answer (B)" opening a line, without a connector
+        re.compile(rf"(?:^|(?<=\n))[ \t]*(?:\*\*)?(?i:answer)(?:\*\*)?[ \t]*\({letter}\)"),
+        re.compile(rf"(?i:\bI(?:'ll|'d|\s+will|\s+would|\s+shall)?\s+(?:choose|pick|select|go\s+with|opt\s+for)"
+                   rf"|\bgo(?:ing)?\s+with|\bopt(?:ing)?\s+for){_FILL}{letter}{_END}"),
         re.compile(rf"(?<![A-Za-z0-9]){marked}\s+(?i:is|seems\s+to\s+be|appears\s+to\s+be)\s+(?i:the\s+)?"
-                   rf"(?i:correct|right|best)\b(?!\s+(?i:only|if|when|unless|provided)\b)"),
+                   rf"(?i:(?:correct|right|best)\b|(?:final\s+|correct\s+)?answer\b)"
+                   rf"(?!\s+(?i:only|if|when|unless|provided)\b)"),
+        # "the answer is not B; it is C": the correction after the negation
+        re.compile(rf"(?i:answer\s+is\s+not)\s+\(?[{letters}]\)?\s*[;,]\s*(?i:it\s+is|it's|but|rather)\s+"
+                   rf"{_FILL}{letter}{_END}"),
     ]
 
 
@@ -152,10 +173,10 @@ def _boxed_letters(text: str, letters: str) -> list[tuple[int, str]]:
     found = []
     for _, end, content in boxed_spans(text):
         inner = re.sub(r"\\(?:text|textbf|mathrm|mathbf)\s*\{([^}]*)\}", r"\1", content)
-        match = re.fullmatch(rf"[\s(*$]*(?i:option|choice)?\s*\(?([{letters}])\)?(?:[.):]\s*.*)?[\s*$]*", inner,
-                             flags=re.DOTALL)
+        match = re.fullmatch(rf"[\s(*$]*(?i:option|choice)?\s*\(?([{letters}{letters.lower()}])\)?(?:[.):]\s*.*)?"
+                             rf"[\s*$]*", inner, flags=re.DOTALL)
         if match:
-            found.append((end, match.group(1)))
+            found.append((end, match.group(1).upper()))
     return found
 
 
@@ -179,7 +200,7 @@ def extract_letter(response: str, letters: str = "ABCD") -> str | None:
     statements = _boxed_letters(response, letters)
     for pattern in _statement_patterns(letters):
         for match in pattern.finditer(response):
-            statements.append((match.end(), next(g for g in match.groups() if g)))
+            statements.append((match.end(), next(g for g in match.groups() if g).upper()))
     if statements:
         return max(statements, key=lambda s: s[0])[1]
     lone = rf"(?:\*\*)?\(?(?P<letter>[{letters}])\)?(?:\*\*)?"
