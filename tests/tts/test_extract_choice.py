@@ -175,6 +175,8 @@ DEGENERATE = [
     "the answer" + " \n" * 20000,
     "\\boxed{" * 20000,                         # unclosed boxes: quadratic with a scan per box
     ("answer is ** " + " " * 50 + "$ ") * 2000,
+    "the answer is " + "b " * 20000,               # lower-case letters: each needs its look-ahead
+    "Answer (" * 20000,
 ]
 
 

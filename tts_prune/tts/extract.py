@@ -32,6 +32,7 @@ lines are not (they are the option list being discussed). Letters are upper-case
 """
 from __future__ import annotations
 
+import bisect
 import re
 from fractions import Fraction
 
@@ -82,6 +83,92 @@ def extract_answer(response: str) -> str | None:
     """The candidate answer span: the last ``\\boxed{}``, else the text after the last cue, else None."""
     boxed = last_boxed(response)
     return boxed if boxed is not None else after_cue(response)
+
+
+# --------------------------------------------------------------------------- how people write math answers
+
+_APPROX = re.compile(r"\s*(?:\\approx|≈)")
+_APPROX_REACH = 300  # characters an approximation may run before its span closes; longer: left alone
+_APPROX_LAST = 64    # only the last approximations are read (a degenerate text may hold thousands)
+_BOLD = re.compile(r"(?<![\w)*])\*\*(?=\S)([^*\n]{1,200}?)(?<=\S)\*\*(?![\w(*])")
+_CHOICE_LABEL = re.compile(r"\\(?:text|textbf|textrm|mathrm|mathbf)\s*\{\s*\(\s*[A-E]\s*\)\s*\}\s*(?:\\[ ,;!]\s*)*"
+                           r"(?=[^\s}$])")
+_THIN_THOUSANDS = re.compile(r"(?<=\d)(?:\\[,!;]|\\ )\s*(?=\d{3}(?!\d))")    # 1\,000\,000 -> 1000000
+_MIXED = re.compile(r"(?<![\d./])(\d+)[ \t]+(\d+)/(\d+)(?![\d./])")            # plain "2 1/2"
+_TEXT_NUMBER = re.compile(r"\\text\{\s*(-?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z][A-Za-z ./]*\}")  # \text{5 dollars}
+_NUM = r"-?\d+(?:\.\d+)?"
+# A plain-text list of numbers ending an answer line ("Answer: 3, 5", "the answer is 1, 2 and 7."): math-verify's
+# plain-text cue reads one number, so the list is put in math mode.
+# A comma needs a space after it ("1,000" is one number).
+_NUMBER_LIST = re.compile(rf"(?im)(answer\s*(?:is|:)[ \t]*)({_NUM}(?:,[ \t]+{_NUM})*(?:,?[ \t]+and[ \t]+{_NUM})?)"
+                          rf"([ \t]*\.?[ \t]*)$")
+
+
+def _math_list(match: re.Match) -> str:
+    items = match.group(2)
+    if "," not in items and " and " not in items:
+        return match.group(0)
+    listed = re.sub(r",?[ \t]+and[ \t]+", ", ", items)
+    return f"{match.group(1)}${listed}${match.group(3)}"
+
+
+_SPAN_TOKENS = re.compile(r"[{}$\n]|\\[\])]")
+
+
+def _drop_approximations(text: str) -> str:
+    # "X \approx Y" states X and then a decimal approximation: keep X. The approximation runs to the end of the
+    # math span or group that holds it (an unmatched "}", a "$", "\]" or "\)" on the same line); an
+    # approximation in plain text is left alone. Only brace and delimiter tokens are visited (C-speed search).
+    out, last = [], 0
+    dollars = [m.start() for m in re.finditer(r"(?<!\\)\$", text)]  # unescaped "$", in order
+    for match in list(_APPROX.finditer(text))[-_APPROX_LAST:]:  # the final answer sits near the end
+        if match.start() < last:
+            continue
+        depth, end = 0, None
+        for token in _SPAN_TOKENS.finditer(text, match.end(), min(len(text), match.end() + _APPROX_REACH)):
+            ch = token.group()
+            if ch == "{":
+                depth += 1
+            elif ch == "}" and depth:
+                depth -= 1
+            elif ch == "\n":
+                break  # plain text: "about 3 g ≈ 3 g. Final answer: 3.2" keeps its line
+            elif ch == "}" or depth == 0:
+                # a "$" closes the span only when the "\approx" sits inside one (an odd count of "$" before it)
+                if ch != "$" or bisect.bisect_left(dollars, match.start()) % 2:
+                    end = token.start()
+                break
+        if end is not None:
+            out.append(text[last:match.start()])
+            last = end
+    return "".join(out) + text[last:]
+
+
+def tidy_math_response(text: str) -> str:
+    """Rewrite the ways people state a final math answer that math-verify's extractors misread, before parsing.
+
+    - ``X \\approx Y`` / ``X ≈ Y``: the exact X is the answer, Y its decimal approximation (math-verify reads
+      the whole relation, which compares to nothing; lighteval's any_match may take Y). "approximately 0.785"
+      alone stays an approximation, graded as such (wrong where an exact value is asked).
+    - ``**17**`` (markdown bold, not ``2**10``): the 17.
+    - ``\\textbf{(C) } 17`` (an AMC choice label before the value): the 17.
+    - ``1\\,000\\,000`` (thin-space thousands): 1000000; ``\\text{5 dollars}``: 5.
+    - "2 1/2" in plain text (a mixed number, proper fraction): ``2\\frac{1}{2}``, which math-verify reads as 5/2.
+    - "Answer: 3 and 5" / "Answer: 3, 5" (a plain list of numbers ending an answer line): the list, in math mode.
+    - ``\\text{June}`` in a response with no math delimiters at all: read as math (``$\\text{June}$``).
+    Each rule is a linear scan; nothing here can hang.
+    """
+    text = _drop_approximations(text)
+    text = _BOLD.sub(r"\1", text)
+    text = _CHOICE_LABEL.sub("", text)
+    text = _THIN_THOUSANDS.sub("", text)
+    text = _TEXT_NUMBER.sub(r"\1", text)
+    text = _MIXED.sub(lambda m: f"${m.group(1)}\\frac{{{m.group(2)}}}{{{m.group(3)}}}$"
+                      if int(m.group(2)) < int(m.group(3)) else m.group(0), text)
+    text = _NUMBER_LIST.sub(_math_list, text)
+    if not re.search(r"\$|\\\[|\\\(", text):
+        text = re.sub(r"\\text\{([^{}$\n]{1,100})\}", r"$\\text{\1}$", text)
+    return text
 
 
 # --------------------------------------------------------------------------- numbers (GSM8K)

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .extract import (CUES, after_cue, extract_answer, extract_letter, extract_number, last_boxed,  # noqa: F401
-                      parse_number)
+                      parse_number, tidy_math_response)
 from .harness import (FALLBACK_ROUTE, INVALID, LETTERS, gold_string, harness_extract, harness_split, int_string,
                       judge_letter, judge_math)
 from .judge import JudgeConfig
@@ -110,6 +110,7 @@ def _math_equivalent_in_worker(a: str, b: str) -> bool:
 
 
 def _grade_math(response: str, gold: str, timeout_s: float, options: int | None = None) -> Grade:
+    response = tidy_math_response(response)  # approximations, bold, choice labels, "3 and 5" (see extract)
     try:
         gold_ok, correct, found, text = default_worker().call(__name__, "_math_in_worker", (response, str(gold)),
                                                               timeout_s)
