@@ -1,7 +1,9 @@
 """Answer extraction from model text: option letters (anchored), GSM8K-style numbers, boxed and cued spans.
 
-Math answers are extracted by math-verify itself (see ``grading``); this module holds the plain-text
-extractors, which need no sympy and cannot hang (each is a handful of linear regex scans).
+Math answers are extracted by math-verify itself (see ``grading``), after ``tidy_math_response`` rewrites
+the ways people state an answer that its extractors misread (an exact value followed by its approximation,
+bold values, AMC choice labels, number lists, thin-space thousands, plain mixed numbers); this module holds
+the plain-text extractors, which need no sympy and cannot hang (each is a handful of linear regex scans).
 
 Multiple choice (``extract_letter``) follows lighteval's anchored indices extraction
 (``lighteval.metrics.utils.extractive_match_utils``, ``IndicesExtractionConfig`` with
@@ -9,13 +11,15 @@ Multiple choice (``extract_letter``) follows lighteval's anchored indices extrac
 that ends LAST in the text wins, so the final answer statement beats letters quoted in the reasoning.
 
 1. Answer statements: ``\\boxed{B}`` (also ``\\boxed{\\text{(B)}}``); an answer anchor ("answer",
-   "final answer", "correct/best/right answer|option|choice") followed by a connector (":", "is",
-   "would be", "=", "-", ...) and the letter, with markup allowed around it (``**Answer: C**``,
-   "answer is option (B)", ``Answer: $\\boxed{C}$``; "Final Answer" may be followed by the letter on
-   the next line without a connector); "I choose/pick/select B", "go with B"; and the reversed form
-   "(B) is correct" / "option B is the best answer" (not "... correct only if"), where the letter must be
-   marked: parenthesised, bold, after "option"/"choice", or opening a line, clause ("..., C is correct")
-   or "so/thus/therefore/hence" (never "Vitamin C is the correct ..."). A letter listed with another
+   "final answer", "correct/best/right/final/my answer|option|choice|response|pick", "the most plausible
+   option") followed by a connector (":", "is", "would be", "has to be", "=", "-", ...) and the letter, with
+   markup allowed around it (``**Answer: C**``, "answer is option (B)", ``Answer: $\\boxed{C}$``; "Final
+   Answer" may be followed by the letter on the next line without a connector, and "Answer (B)" opening a
+   line needs none); "I choose/pick/select B", "I'll pick C", "I would choose (A)", "go with B"; the
+   reversed form "(B) is correct" / "option B is the best answer" / "Option D is the answer" (not "...
+   correct only if"), where the letter must be marked: parenthesised, bold, after "option"/"choice"/"letter",
+   or opening a line, clause ("..., C is correct") or "so/thus/therefore/hence" (never "Vitamin C is the
+   correct ..."); and the correction in "the answer is not B; it is C". A letter listed with another
    ("Answer: A and B are wrong", "(A) or (C)") is not a statement.
 2. The letter opening the response ("B. The mass is 5 kg", "(B)", "**B**") or standing alone on the last
    line of the response.
@@ -27,8 +31,10 @@ the response as "A", which credits a non-answer on every question whose gold let
 Differences from lighteval: the anchor needs a connector or markup before the letter (lighteval accepts any
 50 characters after the word "answer", which reads "answer choice A: ..." in an option-by-option review as
 a statement); boxed letters and the reversed "(B) is correct" form are read; letters at the start of later
-lines are not (they are the option list being discussed). Letters are upper-case only, so the article
-"a" is never read as option A.
+lines are not (they are the option list being discussed). A lower-case letter is read only where the
+article "a" cannot stand: inside parentheses or a box, after "option", or closing the statement ("Answer:
+b", "the answer is a.", "the best answer is b)"); "the answer is a bit subtle" and "a is correct" choose
+nothing (lighteval reads upper case only).
 """
 from __future__ import annotations
 
