@@ -131,9 +131,10 @@ def test_stored_responses_regraded_under_both_protocols_with_a_judge(tmp_path):
         for cases, kind in ((math_cases, "math"), (choice_cases, "choice")):
             requests = [{k: v for k, v in _record(c, "aime24" if kind == "math" else "gpqa-diamond-openai").items()}
                         for c in cases]
-            added = fill_from_store(store, requests, [kit_spec, spec], kind, None, problems, judge=judge)
+            added, keys = fill_from_store(store, requests, [kit_spec, spec], kind, None, problems, judge=judge)
             assert added == len(cases)                     # kit records exist; only the harness ones are new
-            assert fill_from_store(store, requests, [spec], kind, None, problems, judge=judge) == 0
+            assert keys == set(load_results(store.root)["key"])
+            assert fill_from_store(store, requests, [spec], kind, None, problems, judge=judge)[0] == 0
         posts = len(server.posts())
     frame = load_results(store.root)
     harness = frame[frame["grading"].map(lambda g: g["protocol"]) == "s1-harness"].set_index("problem_id")

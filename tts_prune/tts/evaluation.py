@@ -145,7 +145,6 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     groups = [([b for b in budgets if not (no_thinking and b == 0)], fmt, True)]
     if no_thinking:
         groups.append(([0], answer_only(fmt), False))
-    done = store.keys()
     wanted = set()
     bar = tqdm(total=0, desc=f"eval {spec.name}", disable=not show_progress)
     for group_budgets, group_fmt, thinking in groups:
@@ -162,8 +161,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
         def regrade_stored():  # requests stored under another grading (or protocol): graded, not generated
             requests = [{**base, "problem_id": p["id"], "prompt": prompts[p["id"]], "budget": b, "seed": s}
                         for p in problems for s in seeds for b in group_budgets]
-            fill_from_store(store, requests, specs, spec.grader, fmt, by_id, grading_timeout_s, judge, provenance)
-            return store.keys()
+            return fill_from_store(store, requests, specs, spec.grader, fmt, by_id, grading_timeout_s, judge,
+                                   provenance)[1]
 
         wanted |= {key(p, b, s, g) for p in problems for s in seeds for b in group_budgets for g in specs}
         done = regrade_stored()

@@ -90,15 +90,19 @@ def grade_fields(record: dict, spec: dict, grader: str, fmt: ThinkingFormat, pro
 
 def fill_from_store(store: ResultStore, requests: list[dict], specs: list[dict], grader: str, fmt: ThinkingFormat,
                     problems: dict, timeout_s: float = DEFAULT_TIMEOUT_S, judge: JudgeConfig | None = None,
-                    provenance: dict | None = None) -> int:
+                    provenance: dict | None = None) -> tuple[int, set[str]]:
     """For every request x grading spec missing from ``store`` whose generation is stored under another
-    grading, regrade that generation and append the record. Returns how many records were added."""
-    stored = store.records()
-    have = {r["key"] for r in stored}
-    sources = {}
-    for record in stored:
+    grading, regrade that generation and append the record. Returns (records added, every key now stored).
+
+    One read of the store; only the stored records that some request needs are kept while grading."""
+    wanted = {generation_key(r) for r in requests}
+    have, sources = set(), {}
+    for record in store.records():
+        have.add(record["key"])
         if all(f in record for f in TEXT_FIELDS) and "gold" in record:
-            sources.setdefault(generation_key(record), record)
+            gen = generation_key(record)
+            if gen in wanted:
+                sources.setdefault(gen, record)
     new = []
     for request in requests:
         source = sources.get(generation_key(request))
@@ -112,5 +116,4 @@ def fill_from_store(store: ResultStore, requests: list[dict], specs: list[dict],
                         "regraded_from": source["key"]})
             have.add(key)
     store.append(new)
-    return len(new)
-
+    return len(new), have
