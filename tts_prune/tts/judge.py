@@ -137,7 +137,8 @@ class JudgeConfig:
         reply = self._post(prompt)
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"model": self.model, "prompt": prompt, "reply": reply}), encoding="utf-8")
+        # The prompt is not stored: a GPQA prompt holds the question, which must never sit in plain text.
+        tmp.write_text(json.dumps({"model": self.model, "reply": reply}), encoding="utf-8")
         os.replace(tmp, cached)
         return reply
 
