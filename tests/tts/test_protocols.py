@@ -211,3 +211,28 @@ def test_protocol_errors_name_the_value():
         grade_answer("math", "\\boxed{1}", "1", protocol="s2-harness")
     with pytest.raises(ValueError, match="distinct"):
         evaluation.evaluate(None, "x", [1], grading=["kit", "kit"])
+
+
+def test_public_grade_and_the_cli_name_the_protocol(tmp_path):
+    import tts_prune
+    from tts_prune.cli import main
+
+    s1_capped = "so\n<|im_start|>answer\nFinal Answer: 204\n\nThe walk takes 4 hours at speed 2.5 km/h."
+    assert tts_prune.grade("aime24", s1_capped, "204", protocol="s1-harness")
+    assert not tts_prune.grade("aime24", "unsure", "204")   # kit: the caller passes the answer part (graded_text)
+    assert tts_prune.grade("aime24", "Let me see: \\boxed{204}\n</think>\n\nunsure", "204", protocol="s1-harness")
+    # `tts-prune eval --grading kit,s1-harness`: one generation, both gradings; a dead judge fails before generating
+    model, tok = toy_pair(seed=0, logit_scale=40.0)
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    data = tmp_path / "set.jsonl"
+    data.write_text(json.dumps({"id": "q0", "problem": "1+1=?", "answer": "2"}) + "\n")
+    common = ["eval", "--model", str(tmp_path / "m"), "--benchmark", str(data), "--budgets", "4", "--answer-tokens",
+              "3", "--format", "toy", "--backend", "transformers", "--out", str(tmp_path / "r")]
+    assert main(common + ["--grading", "kit,s1-harness"]) == 0
+    assert sorted(g["protocol"] for g in load_results(tmp_path / "r")["grading"]) == ["kit", "s1-harness"]
+    from tts_prune.tts.judge import JudgeError
+
+    with pytest.raises(JudgeError, match="does not answer"):
+        main(common + ["--grading", "s1-harness", "--judge-url", "http://127.0.0.1:9/v1"])
+    assert len(load_results(tmp_path / "r")) == 2
