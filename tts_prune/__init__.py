@@ -46,6 +46,8 @@ _EXPORTS = {
     # test-time scaling evaluation (issue #6)
     "evaluate": "tts.evaluation",
     "grade": "tts.evaluation",
+    "JudgeConfig": "tts.judge",
+    "PROTOCOLS": "tts.grading",
     "load_results": "tts.results",
     "accuracy_table": "tts.stats",
     "paired_difference": "tts.stats",

@@ -123,8 +123,9 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     spec, _ = resolve(benchmark)
     problems = load_benchmark(benchmark, limit, benchmark_seed)
     by_id = {p["id"]: p for p in problems}
-    harness_judge = judge is not None and "s1-harness" in protocols and spec.grader == "choice"
-    questions = {p["id"]: judge_question(p) for p in problems} if harness_judge and protocols[0] == "s1-harness" else {}
+    # The GPQA judge reads the question with its choices (the generation loop grades under the first protocol).
+    asks = judge is not None and protocols[0] == "s1-harness" and spec.grader == "choice"
+    questions = {p["id"]: judge_question(p) for p in problems} if asks else {}
     name = _model_name(model_or_path, model_name)
     options = {"batch_size": batch_size}
     if pick_backend(backend) == "vllm":
