@@ -45,7 +45,8 @@ def runs(records: pd.DataFrame, protocol: str | None = None) -> pd.DataFrame:
         if df.empty:
             raise ValueError(f"no record is graded under protocol {protocol!r}; the store holds "
                              f"{sorted(set(records['grading'].map(record_protocol)) if 'grading' in records else [])}. "
-                             "Evaluate with that `grading`, or name one of those")
+                             "Rerun 04-tts-scaling with that `grading` (stored generations are regraded, not generated "
+                             "again), or name one of those")
     for key in RECIPE_FIELDS:
         flat = next((c for c in (key, f"recipe.{key}", f"recipe_{key}") if c in df.columns), None)
         from_recipe = df["recipe"].map(lambda r: _recipe_value(r, key)) if "recipe" in df.columns else None

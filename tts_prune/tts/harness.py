@@ -11,8 +11,9 @@ Read from the authors' copy of s1's lm-evaluation-harness fork (``OCM-7898/TTS-P
    has neither token and is graded whole, thinking included. (Their own vLLM wrapper prepends s1's
    ``<|im_start|>think`` and forces ``<|im_start|>answer`` on every model, Qwen3 included, so their Qwen3
    texts do carry the tokens; ours, with Qwen3's real delimiters, do not.)
-2. **Extract.** The last ``\\boxed`` (their ``last_boxed_only_string`` + ``remove_boxed``, quirks kept: a
-   ``\\boxed `` with a space anywhere wins, read up to the next ``$``; an ``\\fbox{...}`` gives ""); else
+2. **Extract.** The last ``\\boxed`` (their ``last_boxed_only_string`` + the authors' ``remove_boxed`` of
+   ``openai_math`` and ``gpqa``, quirks kept: a ``\\boxed `` with a space anywhere wins, read up to the next
+   ``$``; an ``\\fbox{...}`` gives ""; s1's AIME copy would crash on it and the AMC copy cuts 7 characters); else
    the regex ``(?i)Answer\\s*:\\s*(.*)`` with ``re.DOTALL``, ``findall(...)[-1]``. Because ``.*`` with DOTALL
    runs to the end of the text, there is only ever one match: everything after the FIRST "Answer:".
 3. **Math** (MATH500, AIME, AMC, and here GSM8K-style numbers too): the gold is ``str(int(gold))`` when it
