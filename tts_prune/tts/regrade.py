@@ -68,7 +68,8 @@ def record_format(record: dict, fmt: ThinkingFormat | None = None) -> ThinkingFo
     """The format a record was generated with (``format_spec``), as the evaluator grouped it: budget 0 of a
     format with a no-thinking prompt is that prompt, whose format appends nothing."""
     if fmt is None:
-        spec = dict(record["format_spec"])
+        known = ThinkingFormat.__dataclass_fields__  # a record written by another version may carry other fields
+        spec = {k: v for k, v in dict(record["format_spec"]).items() if k in known}
         spec["answer_stops"] = tuple(spec.get("answer_stops") or ())
         fmt = ThinkingFormat(**spec)
     return answer_only(fmt) if record.get("budget") == 0 and fmt.no_thinking else fmt
