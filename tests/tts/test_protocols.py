@@ -236,3 +236,64 @@ def test_public_grade_and_the_cli_name_the_protocol(tmp_path):
     with pytest.raises(JudgeError, match="does not answer"):
         main(common + ["--grading", "s1-harness", "--judge-url", "http://127.0.0.1:9/v1"])
     assert len(load_results(tmp_path / "r")) == 2
+
+
+def _their_extraction(a: str) -> str:
+    """Transcription of the harness's steps for one result (tasks/openai_math/utils.py in OCM-7898/TTS-Pruning:
+    the split in process_results, last_boxed_only_string, the authors' remove_boxed, ANSWER_PATTERN), kept
+    deliberately literal as the oracle for tts_prune.tts.harness."""
+    import re
+
+    split_tokens = ["<|im_start|>answer\n", "<|im_start|>"]
+    if split_tokens[0] in a:
+        a = a.split(split_tokens[0])[-1]
+    elif split_tokens[1] in a:
+        a = a.split(split_tokens[1])[-1]
+        if "\n" in a:
+            a = "\n".join(a.split("\n")[1:])
+
+    def last_boxed_only_string(string):
+        idx = string.rfind("\\boxed")
+        if "\\boxed " in string:
+            return "\\boxed " + string.split("\\boxed ")[-1].split("$")[0]
+        if idx < 0:
+            idx = string.rfind("\\fbox")
+            if idx < 0:
+                return None
+        i, right, depth = idx, None, 0
+        while i < len(string):
+            if string[i] == "{":
+                depth += 1
+            if string[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    right = i
+                    break
+            i += 1
+        return None if right is None else string[idx:right + 1]
+
+    def remove_boxed(s):
+        if not s:
+            return ""
+        if "\\boxed " in s:
+            return s[len("\\boxed "):] if s[:len("\\boxed ")] == "\\boxed " else ""
+        if s[:len("\\boxed{")] != "\\boxed{" or s[-1] != "}":
+            return ""
+        return s[len("\\boxed{"):-1]
+
+    if (box := last_boxed_only_string(a)) is not None:
+        a = remove_boxed(box)
+    elif (matches := re.findall(r"(?i)Answer\s*:\s*(.*)", a, re.DOTALL)) != []:
+        a = matches[-1]
+    return a
+
+
+def test_harness_extraction_equals_a_transcription_of_theirs_on_random_texts():
+    import random
+
+    pieces = ["<|im_start|>", "answer", "\n", "answer\n", "\\boxed{", "\\boxed ", "\\fbox{", "{", "}", "$", "Answer:",
+              "ANSWER :", "Final Answer: ", " ", "12", "x", "\\frac{1}{2}", "think", "</think>", "B", "**"]
+    rng = random.Random(20)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 25))) for _ in range(3000)]
+    for text in texts:
+        assert harness_extract(harness_split(text))[0] == _their_extraction(text), repr(text)
