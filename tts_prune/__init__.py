@@ -48,6 +48,8 @@ _EXPORTS = {
     "open_engine": "tts.engine",
     "Engine": "tts.engine",
     "grade": "tts.evaluation",
+    "JudgeConfig": "tts.judge",
+    "PROTOCOLS": "tts.grading",
     "load_results": "tts.results",
     "accuracy_table": "tts.stats",
     "paired_difference": "tts.stats",

@@ -7,7 +7,8 @@ import pytest
 
 from tts_prune import paths
 from tts_prune.tts import benchmarks
-from tts_prune.tts.benchmarks import BENCHMARKS, fetch, gpqa_problem, load_benchmark, load_user_file, redact
+from tts_prune.tts.benchmarks import (BENCHMARKS, fetch, gpqa_openai_problems, gpqa_problem, load_benchmark,
+                                      load_user_file, redact)
 from tts_prune.tts.evaluation import grade
 
 SHARED = paths.SHARED_BENCHMARK_DIR
@@ -23,8 +24,10 @@ def filled(tmp_path, monkeypatch):
 
 @need_shared
 def test_data_copies_every_file_and_loaders_read_them(filled):
-    assert sorted(p.name for p in filled.iterdir()) == sorted(f for b in BENCHMARKS.values() for f in b.files)
-    sizes = {"math500": 500, "aime24": 30, "amc23": 40, "gpqa-diamond": 198, "gsm8k": 1319}
+    # two GPQA variants (kit prompt, harness prompt) read one file
+    assert sorted(p.name for p in filled.iterdir()) == sorted({f for b in BENCHMARKS.values() for f in b.files})
+    sizes = {"math500": 500, "aime24": 30, "amc23": 40, "gpqa-diamond": 198, "gpqa-diamond-openai": 198,
+             "gsm8k": 1319}
     for name, size in sizes.items():
         problems = load_benchmark(name)
         assert len(problems) == size and len({p["id"] for p in problems}) == size
@@ -49,6 +52,31 @@ def test_gpqa_shuffle_is_fixed_and_gold_letter_points_at_correct_answer(filled):
         letters.append(problem["answer"])
     assert len(set(letters)) > 1                                     # not always the same position
     assert BENCHMARKS["gpqa-diamond"].secret
+
+
+def _gpqa_rows(n):
+    return [{"Question": f" Q{i}? ", "Correct Answer": f"right{i}", "Incorrect Answer 1": f"w{i}a",
+             "Incorrect Answer 2": f"w{i}b", "Incorrect Answer 3": f"w{i}c"} for i in range(n)]
+
+
+def test_gpqa_openai_is_the_harness_prompt_and_its_seeded_shuffle():
+    import random
+
+    rows = _gpqa_rows(12)
+    problems = gpqa_openai_problems(rows, seed=0)
+    # Their process_docs, transcribed: the global `random` seeded once, one shuffle per row in file order.
+    random.seed(0)
+    for row, problem in zip(rows, problems):
+        choices = [row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"], row["Correct Answer"]]
+        random.shuffle(choices)
+        assert problem["choices"] == choices
+        assert problem["answer"] == "ABCD"[choices.index(row["Correct Answer"])]
+        assert problem["problem"] == (f"{row['Question']}\n\nA) {choices[0]}\nB) {choices[1]}\nC) {choices[2]}"
+                                      f"\nD) {choices[3]}")              # no instruction, texts unstripped
+        assert problem["id"] == gpqa_problem(row)["id"]                # same ids as the kit's GPQA prompt
+    assert len({p["answer"] for p in problems}) > 1
+    assert [p["answer"] for p in gpqa_openai_problems(rows, seed=1)] != [p["answer"] for p in problems]
+    assert BENCHMARKS["gpqa-diamond-openai"].secret and BENCHMARKS["gpqa-diamond-openai"].grader == "choice"
 
 
 def test_procedural_and_toy_sets_need_no_files():

@@ -33,7 +33,8 @@ RESPONSES = [
     ("\\boxed{C}", "ABCD", "C"),
     ("The energy is 13.6 eV times Z^2, which gives 54.4 eV.\n\\[\n\\boxed{\\textbf{(A)}}\n\\]", "ABCD", "A"),
     ("Answer: (A)", "ABCD", "A"),
-    ("answer: d", "ABCD", None),                      # lower case is not read as an option letter
+    # lower case: read where no article can stand (issue 20: a lower-case statement was lost before)
+    ("answer: d", "ABCD", "D"),
     ("ANSWER: B", "ABCD", "B"),
     ("The answer to this question is C.", "ABCD", "C"),
     ("So the best choice is A) 1.2 x 10^-3 M.", "ABCD", "A"),
@@ -76,6 +77,62 @@ RESPONSES = [
     # the article "A" at the start of a sentence is not an answer
     ("A photon of 500 nm carries 2.48 eV.\n\nThe answer is B.", "ABCD", "B"),
     ("The answer is A because the entropy must increase.", "ABCD", "A"),
+    # --- issue 20: plain English statements of the chosen letter (new real-looking cases). Where a peer reads
+    # differently: lighteval's anchored indices take upper-case letters only and need "answer" within 50
+    # characters; the s1 harness reads a bare letter after "Answer:" or in a box and asks a judge for anything
+    # else. Each case says why it is read (or not) here.
+    ("The answer is (C).", "ABCD", "C"),
+    ("I'd go with option B", "ABCD", "B"),
+    ("Correct choice: D", "ABCD", "D"),
+    ("B is correct.", "ABCD", "B"),                   # the letter opens the line: not an article
+    ("answer: (c)", "ABCD", "C"),                     # parenthesised: never an article (lighteval: upper case only)
+    ("The correct answer is (b).", "ABCD", "B"),
+    ("We get 4 signals. Answer: (b)", "ABCD", "B"),
+    ("answer: **d**", "ABCD", "D"),                   # closed by bold markup
+    ("the best answer is b)", "ABCD", "B"),
+    ("The correct option is (d) 12 m/s", "ABCD", "D"),
+    ("so option b is correct", "ABCD", "B"),          # after "option" a letter is never an article
+    ("Therefore the answer is a.", "ABCD", "A"),      # the statement ends on the letter
+    ("The answer is a bit more subtle than that.", "ABCD", None),   # the article, followed by a word
+    ("The answer is a ratio of 2:1.", "ABCD", None),
+    ("the answer is a number between 1 and 4", "ABCD", None),
+    ("Answer: a and b are both wrong", "ABCD", None),  # a list, lower case too
+    ("a is correct", "ABCD", None),                   # a bare lower-case "a" opening a line stays an article
+    ("My final choice is B.", "ABCD", "B"),
+    ("Final choice: (A)", "ABCD", "A"),
+    ("My pick: B", "ABCD", "B"),
+    ("The correct response is C.", "ABCD", "C"),
+    ("The most plausible option is D.", "ABCD", "D"),
+    ("The best option here is C.", "ABCD", "C"),
+    ("I'll pick C.", "ABCD", "C"),
+    ("I would choose (A).", "ABCD", "A"),
+    ("I am going with D.", "ABCD", "D"),
+    ("So I select B.", "ABCD", "B"),
+    ("Option D is the answer.", "ABCD", "D"),
+    ("(C) is the right answer.", "ABCD", "C"),
+    ("Hence, option (B) is the correct one.", "ABCD", "B"),
+    ("Letter C is correct.", "ABCD", "C"),
+    ("C seems to be the best answer.", "ABCD", "C"),
+    ("Answer (B)", "ABCD", "B"),                      # no connector, but "Answer" opens the line
+    ("The answer (B) is a common misconception, so let us check.", "ABCD", None),  # mid-sentence: not a statement
+    ("So the answer would have to be B.", "ABCD", "B"),
+    ("The right answer should be D", "ABCD", "D"),
+    ("The answer is not B; it is C.", "ABCD", "C"),   # the correction after a negation
+    ("The correct answer is C. It cannot be B.", "ABCD", "C"),
+    ("Between A and D, D is correct.", "ABCD", "D"),
+    ("Final answer: \\textbf{C}", "ABCD", "C"),
+    ("The answer is $\\mathbf{B}$", "ABCD", "B"),
+    ("Answer: [C]", "ABCD", "C"),
+    ("answer is: C", "ABCD", "C"),
+    ("The answer is choice (C) 4.5 J", "ABCD", "C"),
+    ("Final Answer: The final answer is (B). I hope it is correct.", "ABCD", "B"),
+    ("Answer: A) 3.2 eV", "ABCD", "A"),
+    ("\\boxed{b}", "ABCD", "B"),                      # a box holds the choice, whatever its case
+    ("Answer: \\( \\boxed{B} \\)", "ABCD", "B"),
+    # never a default letter: guesses, hedges and option reviews choose nothing
+    ("It could be A or it could be D; I cannot decide.", "ABCD", None),
+    ("Option B: 3 signals. Option C: 4 signals.", "ABCD", None),
+    ("I think the answer might be one of the later options.", "ABCD", None),
 ]
 
 
@@ -85,7 +142,7 @@ def test_extract_letter(response, letters, expected):
 
 
 def test_battery_size():
-    assert len(RESPONSES) >= 40
+    assert len(RESPONSES) >= 100
 
 
 @pytest.mark.parametrize("response,letters,expected", RESPONSES)
@@ -118,6 +175,8 @@ DEGENERATE = [
     "the answer" + " \n" * 20000,
     "\\boxed{" * 20000,                         # unclosed boxes: quadratic with a scan per box
     ("answer is ** " + " " * 50 + "$ ") * 2000,
+    "the answer is " + "b " * 20000,               # lower-case letters: each needs its look-ahead
+    "Answer (" * 20000,
 ]
 
 

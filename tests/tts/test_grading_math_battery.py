@@ -80,6 +80,88 @@ MATH = [
     ("Expanding, the polynomial is $\\boxed{x^2 - 5x - 6}$.", "(x-2)(x-3)", False),
     # no answer at all
     ("Let me think about this problem. We need the sum of the digits of the answer.", "5", False),
+    # --- issue 20: how people state a final answer (new real-looking cases). Where a peer reads differently
+    # (Math-Verify's parse alone, lighteval's any_match, the s1 harness's judge), the comment says which and why.
+    # Exact value, then its decimal approximation: the exact value is the answer (Math-Verify alone reads the
+    # whole relation "X \approx Y" and matches nothing; lighteval's any_match may fall through to Y).
+    ("The answer is $\\left(\\frac{1}{3}, \\frac{2}{3}\\right) \\approx (0.333, 0.667)$.",
+     "\\left(\\frac{1}{3}, \\frac{2}{3}\\right)", True),
+    ("The interval is $[\\sqrt{2}, 3) \\approx [1.414, 3)$.", "[\\sqrt{2}, 3)", True),
+    ("\\boxed{\\frac{1}{3} \\approx 0.333}", "\\frac13", True),
+    ("Final Answer: $\\frac{\\sqrt{2}}{2} \\approx 0.7071$", "\\frac{\\sqrt2}{2}", True),
+    ("The answer is $\\pi/4 \\approx 0.785$.", "\\frac{\\pi}{4}", True),
+    ("The answer is $\\boxed{\\begin{pmatrix} 0.5 \\\\ 1 \\end{pmatrix}}$.", "\\begin{pmatrix} \\frac12 \\\\ 1 \\end{pmatrix}", True),
+    # An approximation alone, where the exact value is asked: wrong (the judge prompt's 0.33 = 33/100 example is
+    # an exact decimal; 0.333 is not 1/3).
+    ("So the answer is $(0.333, 0.667)$.", "\\left(\\frac{1}{3}, \\frac{2}{3}\\right)", False),
+    ("The final answer is $[1.414, 3)$.", "[\\sqrt{2}, 3)", False),
+    ("The answer is approximately $0.785$.", "\\frac{\\pi}{4}", False),
+    # exact decimals inside tuples, intervals and matrices are the same values
+    ("\\boxed{(0.5, 2)}", "\\left(\\frac12, 2\\right)", True),
+    ("\\boxed{[0.5, \\infty)}", "[\\frac12, \\infty)", True),
+    ("Final answer: $\\begin{pmatrix} 0.5 & 0 \\\\ 0 & 2 \\end{pmatrix}$",
+     "\\begin{pmatrix} \\frac{1}{2} & 0 \\\\ 0 & 2 \\end{pmatrix}", True),
+    ("The answer is $\\boxed{\\begin{pmatrix} 1/2 \\\\ 3 \\end{pmatrix}}$.", "\\begin{pmatrix} \\frac{1}{2} \\\\ 3 \\end{pmatrix}", True),
+    ("\\boxed{(0.5, 3)}", "\\left(\\frac12, 2\\right)", False),
+    # an inequality for an interval: a reader accepts it, math-verify does not equate a relation with a set; kept
+    # strict here (the judge would credit it) and said so
+    ("Answer: $2 < x \\le 5$", "(2,5]", False),
+    ("Answer: $x \\in (2, 5]$", "(2,5]", True),
+    # markdown bold around the value (Math-Verify alone reads "17**." and fails to parse it)
+    ("The answer is **17**.", "17", True),
+    ("The answer is **18**.", "17", False),
+    # an AMC choice label before the value in the box: the value is the answer
+    ("The answer is $\\boxed{\\textbf{(C) } 17}$", "17", True),
+    ("\\boxed{\\textbf{(D)}\\ 24}", "24", True),
+    ("\\boxed{\\mathrm{(D)}\\ 24}", "24", True),
+    ("\\boxed{\\textbf{(D)}\\ 25}", "24", False),
+    # a list of numbers ending an answer line, joined by "and" or commas (the cue alone reads the first number)
+    ("Answer: 3 and 5", "3,5", True),
+    ("The answer is 1, 2 and 7.", "1,2,7", True),
+    ("Answer: 3 and 6", "3,5", False),
+    ("Answer: 1,000", "1000", True),                  # a thousands separator, not a list
+    # thousands separators, thin spaces, money
+    ("\\boxed{1,000,000}", "1000000", True),
+    ("\\boxed{1\\,000\\,000}", "1000000", True),
+    ("\\boxed{1{,}234}", "1234", True),
+    ("The final answer is $\\$1{,}250.00$.", "1250", True),
+    ("The total is 1,234,567 dollars. Final answer: 1,234,567", "1234567", True),
+    # units inside and outside the box, and a number in \text
+    ("The speed is $\\boxed{12\\ \\text{km/h}}$.", "12", True),
+    ("The answer is \\boxed{\\text{5 dollars}}", "5", True),
+    ("The answer is $50\\text{ cm}^2$.", "50", True),
+    ("The area is 50 square meters.", "50", True),
+    # percentages: 45% is 45 (MATH writes percentages without the sign) and 0.45 (its value)
+    ("The answer is 45%.", "45", True),
+    ("The answer is 45%.", "0.45", True),
+    ("\\boxed{0.45}", "45\\%", True),
+    ("The answer is 46%.", "45", False),
+    # \text, \dfrac, \tfrac, mixed numbers
+    ("The answer is \\text{June}.", "\\text{June}", True),   # no math mode anywhere: \text read as math
+    ("The answer is $\\dfrac{\\sqrt{3}}{2}$.", "\\frac{\\sqrt3}{2}", True),
+    ("The answer is $2\\frac{1}{2}$.", "\\frac{5}{2}", True),
+    ("\\boxed{3\\tfrac{1}{4}}", "\\frac{13}{4}", True),
+    ("Final answer: 2 1/2", "\\frac52", True),             # a plain-text mixed number
+    ("Final answer: 2 1/3", "\\frac52", False),
+    # a word answer without \text or a box: math-verify reads no words; the harness's judge would credit it.
+    ("The answer is Evelyn.", "\\text{Evelyn}", False),
+    # scientific notation and powers
+    ("The answer is $1.5 \\times 10^{3}$.", "1500", True),
+    ("The answer is $10^{-3}$.", "0.001", True),
+]
+
+# GSM8K-style numbers read by the kit's numeric grader: (response, gold, correct?)
+NUMERIC_ENGLISH = [
+    ("The total is $1,234.", "1234", True),
+    ("Final Answer: 2,500 m", "2500", True),
+    ("The answer is **42**.", "42", True),
+    ("#### 1,000", "1000", True),
+    ("\\boxed{\\text{42 apples}}", "42", True),
+    ("The answer is 3/4 of a cup.", "0.75", True),
+    ("Answer: 0.5 hours, i.e. 30 minutes", "0.5", True),
+    ("She earns 12% more, so 56 dollars.", "56", True),
+    ("Final Answer: 18.00", "18", True),
+    ("Final Answer: 19", "18", False),
 ]
 
 NO_ANSWER = [
@@ -97,21 +179,27 @@ def test_math_battery(response, gold, expected):
 
 
 def test_math_battery_size():
-    assert len(MATH) >= 40
+    assert len(MATH) >= 95
 
 
-@pytest.mark.parametrize("response", NO_ANSWER)
-def test_no_answer(response):
-    grade = grade_answer("math", response, "5")
-    assert grade == type(grade)(correct=False, prediction=None, no_answer=True, timeout=False)
+@pytest.mark.parametrize("response,gold,expected", NUMERIC_ENGLISH)
+def test_numeric_english(response, gold, expected):
+    assert grade_answer("numeric", response, gold).correct is expected
 
 
-@pytest.mark.parametrize("response,prediction", [
-    ("first $\\boxed{3}$ then corrected: $\\boxed{4}$", "4"),
-    ("Final Answer:\n$\\frac{3}{4}$", "\\frac{3}{4}"),
-    ("Answer: 42", "42"),
-    ("The answer is 12.", "12"),
-    ("blah \\boxed{\\frac{1}{2}} blah", "\\frac{1}{2}"),
-])
-def test_math_prediction_is_the_extracted_text(response, prediction):
-    assert grade_answer("math", response, "0").prediction == prediction
+def test_tidying_keeps_plain_text_and_stays_linear():
+    import threading
+
+    from tts_prune.tts.extract import tidy_math_response
+
+    # an approximation in plain text, a power written 2**10 and a thousands separator are left alone
+    for text in ("about 3 g ≈ 3 g. Final answer: 3.2", "mass ≈ 3 g, so $m = 3$", "2**10 and 3**2", "Answer: 1,000"):
+        assert tidy_math_response(text) == text
+    # Degenerate repetitions (pruned models loop): a hang guard far above the expected time, not a benchmark.
+    texts = ["$" + " \\approx 1" * 20000, "≈" * 50000, "**a** " * 20000, "Answer: " + "1, " * 20000 + "2",
+             "\\text{x}" * 20000, "$\\approx" + "{" * 30000, "1 " * 30000 + "1/2"]
+    done = []
+    thread = threading.Thread(target=lambda: done.extend(tidy_math_response(t) for t in texts), daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert len(done) == len(texts)

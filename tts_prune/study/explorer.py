@@ -24,11 +24,29 @@ def _recipe_value(recipe, key):
     return None
 
 
-def runs(records: pd.DataFrame) -> pd.DataFrame:
-    """Records with ``method``, ``allocation``, ``sparsity`` (dense: "dense", "uniform", 0.0) and ``run``."""
+LEGACY_PROTOCOL = "kit-legacy"  # records graded before protocols were recorded (answer only, no forced cue)
+
+
+def record_protocol(grading) -> str:
+    """A record's grading protocol from its ``grading`` field (``kit-legacy`` for records that name none)."""
+    return grading.get("protocol", LEGACY_PROTOCOL) if isinstance(grading, dict) else LEGACY_PROTOCOL
+
+
+def runs(records: pd.DataFrame, protocol: str | None = None) -> pd.DataFrame:
+    """Records with ``method``, ``allocation``, ``sparsity`` (dense: "dense", "uniform", 0.0), ``run`` and
+    ``protocol`` (the grading protocol). ``protocol`` keeps only that protocol's records: a run graded under
+    two protocols has two records per (problem, budget, seed), which no accuracy or paired test may pool."""
     if records.empty:
         raise ValueError("the results store holds no records; run 04-tts-scaling (or `make study`) first")
     df = records.copy()
+    df["protocol"] = df["grading"].map(record_protocol) if "grading" in df.columns else LEGACY_PROTOCOL
+    if protocol is not None:
+        df = df[df["protocol"] == protocol].copy()
+        if df.empty:
+            raise ValueError(f"no record is graded under protocol {protocol!r}; the store holds "
+                             f"{sorted(set(records['grading'].map(record_protocol)) if 'grading' in records else [])}. "
+                             "Rerun 04-tts-scaling with that `grading` (stored generations are regraded, not generated "
+                             "again), or name one of those")
     for key in RECIPE_FIELDS:
         flat = next((c for c in (key, f"recipe.{key}", f"recipe_{key}") if c in df.columns), None)
         from_recipe = df["recipe"].map(lambda r: _recipe_value(r, key)) if "recipe" in df.columns else None

@@ -65,6 +65,8 @@ class StudyConfig:
     temperature: float = 0.0  # 0 = greedy
     thinking_format: str | None = None  # s1, qwen3, r1, generic, toy; None: detected (name it per model in overrides)
     answer_tokens: int = 4096  # the answer's own budget after the end of thinking (s1 leaves it thousands)
+    grading: tuple[str, ...] = ("kit",)  # grading protocol(s): kit, s1-harness (the paper's harness rules); each record under each
+    judge: dict = field(default_factory=dict)  # s1-harness judge {base_url, model, api_key_env}; {}: offline fallback
     backend: str = "auto"
     limit: int | None = None  # problems per benchmark; None = all
     calibration: tuple[str, ...] = ("gsm8k",)  # calibration sources; more than one makes it an axis of 03/04
@@ -105,6 +107,15 @@ class StudyConfig:
                 fail(f"thinking_format={self.thinking_format!r}", sorted(FORMATS), "Name the model's format, e.g. s1.")
         if self.answer_tokens < 1:
             fail(f"answer_tokens={self.answer_tokens}", "a positive token count", "E.g. answer_tokens: 4096.")
+        try:
+            from ..tts.judge import JudgeConfig
+            from ..tts.regrade import protocols_of
+
+            protocols_of(self.grading)
+            JudgeConfig.from_dict(dict(self.judge or {}))
+        except ValueError as error:
+            fail(f"grading={list(self.grading)}, judge={self.judge}", "grading: kit and/or s1-harness; judge: "
+                 "{base_url, model, api_key_env} or {}", f"E.g. grading: [kit, s1-harness]. ({error})")
         if self.samples < 1 or not self.seeds:
             fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
         if "threads" in self.params:
@@ -139,8 +150,8 @@ class StudyConfig:
 
 
 _TUPLE_KEYS = ("models", "notebooks", "methods", "tts_methods", "allocations", "sparsities", "benchmarks", "optional_benchmarks",
-               "budgets", "seeds", "calibration", "calibration_seeds", "calibration_methods", "shortgpt_layers")
-METHOD_AXES = ("model", "method", "allocation", "sparsity", "benchmark", "shortgpt_layers")  # not in method_params
+               "budgets", "seeds", "calibration", "calibration_seeds", "calibration_methods", "shortgpt_layers", "grading")
+METHOD_AXES = ("model", "method", "allocation", "sparsity", "benchmark", "shortgpt_layers", "grading")  # not in method_params
 # Axes that only pruning cells (03, and 04 when not dense) vary over, and only when a study lists more than one
 # value: a single value keeps the cell paths of studies written before these axes existed.
 CALIBRATION_AXES = {"calibration": "calibration", "calibration_seed": "calibration_seeds"}
@@ -335,6 +346,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,
+                  "grading": list(cfg.grading), "judge": dict(cfg.judge or {}),
                   **calibration, "seed": calibration["calibration_seed"],  # 03-pruning names it `seed`
                   "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,

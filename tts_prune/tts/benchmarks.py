@@ -7,7 +7,8 @@ from ``tts_prune.models.toy_task``. A path to a ``.jsonl`` file is a user's own 
 
 GPQA Diamond (Rein et al., arXiv 2311.12022) asks that its questions never appear in plain text online:
 options are shuffled with a per-question seed and records keep only a hash in printable fields
-(``redact``).
+(``redact``). ``gpqa-diamond-openai`` is the same set as the paper's harness asks it (s1's lm-evaluation-harness
+task ``gpqa_diamond_openai``): its prompt (no instruction) and its shuffle (see ``gpqa_openai_problems``).
 """
 from __future__ import annotations
 
@@ -103,11 +104,44 @@ def gpqa_problem(row: dict) -> dict:
     gold = LETTERS[order.index(0)]
     text = question + "\n\n" + "\n".join(f"({LETTERS[k]}) {c}" for k, c in enumerate(choices))
     text += "\n\nAnswer with the letter of the correct option."
-    return {"id": f"gpqa-{question_hash(question)}", "problem": text, "answer": gold, "choices": choices}
+    return {"id": f"gpqa-{question_hash(question)}", "problem": text, "answer": gold, "choices": choices,
+            "question": question}
 
 
 def load_gpqa(limit, seed):
     return _take([gpqa_problem(r) for r in read_jsonl(_local("gpqa_diamond.jsonl.gz"))], limit)
+
+
+def gpqa_openai_problems(rows: list[dict], seed: int = 0) -> list[dict]:
+    """GPQA as the harness's ``gpqa_diamond_openai`` task builds it (``tasks/gpqa/openai/utils.py``).
+
+    Prompt: ``{Question}\n\nA) {choice1}\nB) ...\nD) {choice4}`` with no instruction (their ``QUERY_TEMPLATE``,
+    ``judge_prompts.json``). Order: per row, in file order, ``[Incorrect 1, Incorrect 2, Incorrect 3, Correct]``
+    shuffled by Python's ``random`` after ``random.seed(seed)`` (lm-eval seeds it with ``--seed``, default 0,
+    which their script keeps). Whether this reproduces their letters depends on what their run did between
+    that seed and ``process_docs`` (lm-eval builds the vLLM model first; an engine in the same process that
+    reseeds ``random`` changes every shuffle), on ``datasets``' map cache (a cached ``process_docs`` result is
+    reused whatever the seed) and on the row order of the file, which must be the hub's ``Idavidrein/gpqa``
+    ``gpqa_diamond`` train order. None of these can be checked offline: this is their procedure, not
+    necessarily their letters. Texts are used unstripped, as theirs.
+    """
+    from .judge import judge_prompts
+
+    template = judge_prompts()["gpqa_prompt"]["template"]
+    rng = random.Random(seed)
+    problems = []
+    for row in rows:
+        choices = [row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"], row["Correct Answer"]]
+        rng.shuffle(choices)
+        text = template.format(Question=row["Question"], **{f"choice{k + 1}": c for k, c in enumerate(choices)})
+        problems.append({"id": f"gpqa-{question_hash(row['Question'].strip())}", "problem": text,
+                         "answer": LETTERS[choices.index(row["Correct Answer"])], "choices": choices,
+                         "question": row["Question"]})
+    return problems
+
+
+def load_gpqa_openai(limit, seed):
+    return _take(gpqa_openai_problems(read_jsonl(_local("gpqa_diamond.jsonl.gz")), seed), limit)
 
 
 def _gym(task: str):
@@ -150,6 +184,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "amc23": Benchmark("amc23", _simple("amc23.jsonl", "amc23"), "math", ("amc23.jsonl",), ("math-ai/amc23", "test", None)),
     "gpqa-diamond": Benchmark("gpqa-diamond", load_gpqa, "choice", ("gpqa_diamond.jsonl.gz",),
                               ("Idavidrein/gpqa", "train", "gpqa_diamond"), secret=True),
+    "gpqa-diamond-openai": Benchmark("gpqa-diamond-openai", load_gpqa_openai, "choice", ("gpqa_diamond.jsonl.gz",),
+                                     ("Idavidrein/gpqa", "train", "gpqa_diamond"), secret=True),
     "gsm8k": Benchmark("gsm8k", load_gsm8k, "numeric", ("gsm8k_test.jsonl", "gsm8k_train.jsonl.gz"),
                        ("openai/gsm8k", "test", "main")),
     "chain_sum": Benchmark("chain_sum", _gym("chain_sum"), "numeric"),

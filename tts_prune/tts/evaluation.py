@@ -7,10 +7,14 @@ seed, budget): a changed request is never served from the store. The backend (``
 is the transformers decode loop or vLLM; an in-memory model reaches vLLM as a saved artifact, so every
 record's ``model_hash`` is the fingerprint of the weights that generated it.
 
-What is graded: the answer only (after the forced or natural end of thinking). The exception is a
-natural stop in a format without an end delimiter (``generic``: the model answers in its own text),
-graded on the whole response. A ``\\boxed`` inside thinking that the budget cut off earns nothing unless
-``grade_thinking=True`` asks for it explicitly.
+What is graded depends on the grading protocol (``grading``; ``tts_prune.tts.regrade``): ``kit`` grades the
+answer (after the forced or natural end of thinking) with the forced answer cue kept (s1's ``Final Answer:``,
+which the model continued); a natural stop in a format without an end delimiter (``generic``: the model
+answers in its own text) is graded whole, and a ``\\boxed`` inside thinking that the budget cut off earns
+nothing unless ``grade_thinking=True`` asks for it. ``s1-harness`` grades the whole response by the rules of
+the paper's harness (``tts_prune.tts.harness``), with an LLM ``judge`` where they ask one. With several
+protocols the sweep generates once and grades each record under each; a request stored under another
+grading is regraded from its stored texts, never generated again.
 """
 from __future__ import annotations
 
@@ -26,22 +30,28 @@ from .engine import Engine, open_engine
 from .formats import ThinkingFormat, answer_only, build_prompt, detect_format, get_format
 from .generation import DEFAULT_ANSWER_TOKENS, DecodingConfig, Generation, check_budgets
 from .grading import DEFAULT_TIMEOUT_S, grade_answer
+from .harness import judge_question
+from .judge import JudgeConfig
+from .regrade import fill_from_store, grading_spec, protocols_of, response_text
 from .results import ResultStore, load_results, record_key  # noqa: F401  (load_results re-exported)
 
 COLUMNS = ["problem_id", "budget", "seed", "correct", "no_answer", "thinking_tokens", "capped", "answer_tokens",
            "answer_capped", "waits", "benchmark", "model", "recipe", "prediction"]
 
 
-def grade(benchmark: str, response: str, gold: str) -> bool:
-    """Grade ``response`` against ``gold`` with ``benchmark``'s grader (math, numeric or letter)."""
-    return grade_answer(resolve(benchmark)[0].grader, response, gold).correct
+def grade(benchmark: str, response: str, gold: str, protocol: str = "kit", judge=None,
+          question: str | None = None) -> bool:
+    """Grade ``response`` against ``gold`` with ``benchmark``'s grader (math, numeric or letter) under ``protocol``
+    (``kit`` or ``s1-harness``; for the latter ``response`` is the whole response and ``judge`` an optional
+    ``JudgeConfig`` or dict; a GPQA judge also needs ``question``, ``harness.judge_question(problem)``)."""
+    spec = resolve(benchmark)[0]
+    return grade_answer(spec.grader, response, gold, protocol=protocol, judge=judge, benchmark=spec.name,
+                        question=question).correct
 
 
-def graded_text(g: Generation, fmt: ThinkingFormat, grade_thinking: bool = False) -> str:
-    """The text a generation is graded on (see the module docstring)."""
-    if not g.capped and not fmt.think_end.strip():
-        return g.thinking + g.answer  # generic natural stop: the model's whole response is its answer
-    return f"{g.thinking}\n{g.answer}" if grade_thinking else g.answer
+def graded_text(g: Generation, fmt: ThinkingFormat, grade_thinking: bool = False, protocol: str = "kit") -> str:
+    """The text a generation is graded on under ``protocol`` (see ``tts_prune.tts.regrade.response_text``)."""
+    return response_text(g.thinking, g.forced, g.answer, g.capped, fmt, protocol, grade_thinking)
 
 
 def _warn_past_context(prompts, tokenizer, budgets, config: DecodingConfig, model_config) -> None:
@@ -72,7 +82,7 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
              recipe: dict | None = None, out=None, model_name: str | None = None, benchmark_seed: int = 0,
              tensor_parallel_size: int = 1, data_parallel_size: int = 1, model_dir=None,
              vllm_options: dict | None = None, grading_timeout_s: float = DEFAULT_TIMEOUT_S,
-             show_progress: bool = True) -> pd.DataFrame:
+             grading="kit", judge=None, show_progress: bool = True) -> pd.DataFrame:
     """Evaluate a model on ``benchmark`` at every thinking budget; one row per problem x budget x sample.
 
     ``model_or_path``: a loaded ``(model, tokenizer)`` pair or a reference for ``load_model`` (its backend is
@@ -90,6 +100,9 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     ``model_dir``: the directory 03-pruning saved this model to (vLLM loads it when its fingerprint
     matches instead of saving a copy). ``vllm_options`` go to ``vllm.LLM`` (e.g.
     ``{"gpu_memory_utilization": 0.3, "dtype": "float32"}``; on CPU a share of RAM).
+    ``grading``: a protocol (``kit``, ``s1-harness``) or a list of them, every record graded under each;
+    ``judge``: the s1-harness judge, a ``JudgeConfig`` or ``{base_url, model, api_key_env}`` (None: the
+    offline fallback, recorded as such); it is checked to answer before anything is generated.
     """
     if not isinstance(model_or_path, Engine):  # a model: an engine for this call only, closed however it ends
         call = dict(locals())  # the arguments (the first statement: nothing else is local yet)
@@ -101,6 +114,10 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
                                  data_parallel_size=data_parallel_size, model_dir=model_dir, vllm_options=vllm_options)
     batch_size = model_or_path.options["batch_size"]
     budgets = check_budgets(budgets)
+    protocols, judge = protocols_of(grading), JudgeConfig.from_dict(judge)
+    if judge is not None and "s1-harness" in protocols:
+        judge.check()  # a missing key or a dead endpoint fails now, not after hours of generation
+    specs = [grading_spec(p, grade_thinking, judge) for p in protocols]
     if samples < 1:
         raise ValueError(f"samples={samples} must be >= 1")
     seeds = [int(s) for s in (seeds if seeds is not None else range(samples))]
@@ -110,6 +127,10 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
                             waits=waits, min_thinking=min_thinking, batch_size=batch_size)
     spec, _ = resolve(benchmark)
     problems = load_benchmark(benchmark, limit, benchmark_seed)
+    by_id = {p["id"]: p for p in problems}
+    # The GPQA judge reads the question with its choices (the generation loop grades under the first protocol).
+    asks = judge is not None and protocols[0] == "s1-harness" and spec.grader == "choice"
+    questions = {p["id"]: judge_question(p) for p in problems} if asks else {}
     name = model_name or model_or_path.name
     tokenizer = engine.tokenizer
     model_config = model_or_path.model_config
@@ -117,7 +138,7 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     store = ResultStore(out)
     base = {"model": name, "model_hash": engine.fingerprint, "recipe": dict(recipe or {}), "benchmark": spec.name,
             "format": fmt.name, "format_spec": fmt.describe(), "decoding": config.describe(),
-            "grading": {"grade_thinking": bool(grade_thinking)}, "backend": engine.name}
+            "grading": specs[0], "backend": engine.name}
     provenance = {"package_version": __version__, "grading_timeout_s": grading_timeout_s}
 
     # (budgets, format, prompt builder) per group: thinking budgets, and Qwen3-style no-thinking budget 0.
@@ -125,7 +146,6 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     groups = [([b for b in budgets if not (no_thinking and b == 0)], fmt, True)]
     if no_thinking:
         groups.append(([0], answer_only(fmt), False))
-    done = store.keys()
     wanted = set()
     bar = tqdm(total=0, desc=f"eval {spec.name}", disable=not show_progress)
     for group_budgets, group_fmt, thinking in groups:
@@ -135,11 +155,18 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
         _warn_past_context(prompts.values(), tokenizer, group_budgets, config,
                            getattr(getattr(engine, "model", None), "config", None) or model_config)
 
-        def key(problem, budget, seed):
+        def key(problem, budget, seed, grading=specs[0]):
             return record_key({**base, "problem_id": problem["id"], "prompt": prompts[problem["id"]],
-                               "budget": budget, "seed": seed})
+                               "budget": budget, "seed": seed, "grading": grading})
 
-        wanted |= {key(p, b, s) for p in problems for s in seeds for b in group_budgets}
+        def regrade_stored():  # requests stored under another grading (or protocol): graded, not generated
+            requests = [{**base, "problem_id": p["id"], "prompt": prompts[p["id"]], "budget": b, "seed": s}
+                        for p in problems for s in seeds for b in group_budgets]
+            return fill_from_store(store, requests, specs, spec.grader, fmt, by_id, grading_timeout_s, judge,
+                                   provenance)[1]
+
+        wanted |= {key(p, b, s, g) for p in problems for s in seeds for b in group_budgets for g in specs}
+        done = regrade_stored()
         todo = [(p, s) for p in problems for s in seeds if any(key(p, b, s) not in done for b in group_budgets)]
         bar.total += len(todo) * len(group_budgets)
         bar.refresh()
@@ -152,11 +179,13 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
             records = []
             for g in gens:
                 problem, seed = part[g.index]
-                result = grade_answer(spec.grader, graded_text(g, group_fmt, grade_thinking), problem["answer"],
-                                      timeout_s=grading_timeout_s)
+                result = grade_answer(spec.grader, graded_text(g, group_fmt, grade_thinking, protocols[0]),
+                                      problem["answer"], timeout_s=grading_timeout_s, protocol=protocols[0],
+                                      judge=judge, benchmark=spec.name, question=questions.get(problem["id"]))
                 records.append({**base, **provenance, "problem_id": problem["id"], "budget": g.budget, "seed": seed,
                                 "correct": bool(result.correct), "no_answer": bool(result.no_answer),
                                 "grading_timeout": bool(result.timeout), "prediction": result.prediction,
+                                "graded_by": result.route,
                                 "gold": problem["answer"], "prompt": texts[g.index], "thinking": g.thinking,
                                 "forced": g.forced, "answer": g.answer, "thinking_tokens": g.thinking_tokens,
                                 "answer_tokens": g.answer_tokens, "capped": g.capped,
@@ -165,6 +194,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
             records = [r for r in records if record_key(r) not in done]
             store.append(records)
             bar.update(len(gens))
+        if len(specs) > 1:
+            regrade_stored()  # the other protocols, from the generations just stored
     bar.close()
     frame = load_results(store.root)
     if frame.empty:
@@ -190,6 +221,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", default=None, help="thinking format: s1, qwen3, r1, generic, toy (default: detect)")
     parser.add_argument("--grade-thinking", action="store_true",
                         help="also credit an answer inside thinking that the budget cut off (off by default)")
+    parser.add_argument("--grading", default="kit",
+                        help="grading protocol(s), comma-separated: kit, s1-harness (the paper's harness rules)")
+    parser.add_argument("--judge-url", default=None, help="s1-harness judge: OpenAI-compatible base URL, e.g. "
+                        "https://api.openai.com/v1 (default: none, the offline fallback)")
+    parser.add_argument("--judge-model", default="gpt-4o-mini", help="s1-harness judge model (the paper's)")
+    parser.add_argument("--judge-key-env", default=None, help="environment variable holding the judge's API key")
     parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
@@ -207,6 +244,9 @@ def run(args) -> int:
                      thinking_format=args.format, grade_thinking=args.grade_thinking, backend=args.backend,
                      batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
                      data_parallel_size=args.data_parallel_size, out=args.out,
+                     grading=[g.strip() for g in str(args.grading).split(",") if g.strip()],
+                     judge={"base_url": args.judge_url, "model": args.judge_model, "api_key_env": args.judge_key_env}
+                     if args.judge_url else None,
                      vllm_options={} if args.gpu_memory_utilization is None
                      else {"gpu_memory_utilization": args.gpu_memory_utilization})
     from .stats import accuracy_table

@@ -1,7 +1,11 @@
 """Grading: math with math-verify under a real time limit, GSM8K-style numbers, anchored option letters.
 
-``grade_answer(kind, response, gold)`` returns a ``Grade`` (correct, prediction, no_answer, timeout);
-``answers_equivalent(kind, a, b)`` says whether two extracted answers mean the same (maj@k voting).
+``grade_answer(kind, response, gold, protocol=...)`` returns a ``Grade`` (correct, prediction, no_answer,
+timeout, route); ``answers_equivalent(kind, a, b)`` says whether two extracted answers mean the same (maj@k).
+
+Two grading protocols (``PROTOCOLS``): ``kit`` (below: the answer part, read by math-verify, numbers or
+anchored letters) and ``s1-harness`` (the rules of the harness arXiv 2604.25098 graded with, an LLM judge
+where they ask one; ``tts_prune.tts.harness``). The kit's rules:
 
 Math (MATH500, AIME; the protocol of s1, arXiv 2501.19393, and DeepSeek-R1, arXiv 2501.12948): the answer
 is extracted by math-verify's own extractors, ``parse(response, [LatexExtractionConfig(
@@ -31,10 +35,13 @@ and ``correct=False``. Numbers and letters are plain regex scans in this process
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .extract import (CUES, after_cue, extract_answer, extract_letter, extract_number, last_boxed,  # noqa: F401
-                      parse_number)
+                      parse_number, tidy_math_response)
+from .harness import (FALLBACK_ROUTE, INVALID, LETTERS, gold_string, harness_extract, harness_split, int_string,
+                      judge_letter, judge_math)
+from .judge import JudgeConfig
 from .sandbox import GradingTimeout, default_worker
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -48,6 +55,7 @@ class Grade:
     prediction: str | None   # the extracted answer (letter for choice), None when nothing extractable
     no_answer: bool          # nothing extractable from the response
     timeout: bool            # grading hit the time limit (then correct=False)
+    route: str = "kit"       # what decided: "kit", or an s1-harness route (integer, judge, fallback-..., letter)
 
 
 # --------------------------------------------------------------------------- math (runs in the worker)
@@ -102,6 +110,7 @@ def _math_equivalent_in_worker(a: str, b: str) -> bool:
 
 
 def _grade_math(response: str, gold: str, timeout_s: float, options: int | None = None) -> Grade:
+    response = tidy_math_response(response)  # approximations, bold, choice labels, "3 and 5" (see extract)
     try:
         gold_ok, correct, found, text = default_worker().call(__name__, "_math_in_worker", (response, str(gold)),
                                                               timeout_s)
@@ -157,15 +166,67 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"grader {kind!r} is unknown; use one of {sorted(GRADERS)}")
 
 
+# --------------------------------------------------------------------------- protocols
+
+def _grade_kit(kind, response, gold, timeout_s, options, judge, benchmark, question) -> Grade:
+    return GRADERS[kind](response, gold, timeout_s, options)
+
+
+def _grade_harness(kind, response, gold, timeout_s, options, judge, benchmark, question) -> Grade:
+    """The s1-harness rules (``tts_prune.tts.harness``) on the whole response."""
+    split = harness_split(response)
+    attempt, stated = harness_extract(split)
+    if kind == "choice":
+        expected = gold_letter(gold)
+        letter, route = (attempt.upper() if attempt in ("a", "b", "c", "d") else attempt), "letter"
+        if letter not in LETTERS:
+            if judge is not None:
+                if question is None:
+                    raise ValueError("the s1-harness GPQA judge needs the question with its choices: pass "
+                                     "question=harness.judge_question(problem)")
+                letter, route = judge_letter(judge, question, attempt), "judge"
+            else:  # offline: the kit's anchored letters on the split text stand in for the judge
+                letter, route = extract_letter(split, "".join(LETTERS)), FALLBACK_ROUTE[kind]
+        letter = letter if letter in LETTERS else INVALID  # never a default letter
+        return Grade(correct=letter == expected, prediction=letter, no_answer=letter == INVALID, timeout=False,
+                     route=route)
+    gt = gold_string(gold)
+    as_int = int_string(attempt)
+    if as_int is not None and gt.isdigit():
+        return Grade(correct=as_int == gt, prediction=as_int, no_answer=False, timeout=False, route="integer")
+    if judge is not None:
+        final = judge_math(judge, benchmark, gt, attempt)
+        return Grade(correct=final == gt, prediction=final[:500] if stated else None, no_answer=not stated,
+                     timeout=False, route="judge")
+    # offline: the kit's grader on the split text (box and cue included) stands in for the judge
+    return replace(GRADERS[kind](split, gold, timeout_s, options), route=FALLBACK_ROUTE[kind])
+
+
+# Every protocol: (kind, response, gold, timeout_s, options, judge, benchmark, question) -> Grade.
+PROTOCOLS = {"kit": _grade_kit, "s1-harness": _grade_harness}
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"grading protocol {protocol!r} is unknown; use one of {sorted(PROTOCOLS)} (kit: the kit's "
+                         "extraction; s1-harness: the rules of the paper's harness, with an optional judge)")
+    return protocol
+
+
 def grade_answer(kind: str, response: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S, *,
-                 options: int | None = None) -> Grade:
+                 options: int | None = None, protocol: str = "kit", judge: JudgeConfig | dict | None = None,
+                 benchmark: str = "", question: str | None = None) -> Grade:
     """Grade ``response`` against ``gold`` with the ``kind`` grader (``GRADERS``: math, numeric, choice).
 
     ``timeout_s`` bounds math grading (numbers and letters never take long). ``options`` (choice only)
     is the number of options; by default letters A..D, or up to the gold letter when it is later.
+    ``protocol`` (``PROTOCOLS``): ``kit``, or ``s1-harness`` with an optional ``judge`` (a ``JudgeConfig``
+    or its dict; None: the offline fallback); ``benchmark`` picks the harness task's judge prompt and
+    ``question`` is the GPQA question as the judge reads it (``harness.judge_question``).
     """
     _check_kind(kind)
-    return GRADERS[kind](response, gold, timeout_s, options)
+    return PROTOCOLS[check_protocol(protocol)](kind, response, gold, timeout_s, options, JudgeConfig.from_dict(judge),
+                                               benchmark, question)
 
 
 def answers_equivalent(kind: str, a: str, b: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
