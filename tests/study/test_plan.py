@@ -205,3 +205,15 @@ def test_the_answer_allowance_of_max_gen_tokens_is_priced():
     assert m["longest"] > 32768 == m["max_model_len"]  # s1.1's context: the longest sequences get cut
     assert m["at_longest"] == int(m["kv_pool_gib"] * GiB // (m["longest"] * 57_344))
     assert "are cut there" in plan.text()
+
+
+def test_vllm_options_of_the_study_are_followed(tmp_path):
+    study = grid.StudyConfig(name="opts", models=("simplescaling/s1.1-7B",), methods=("wanda",), benchmarks=("aime24",),
+                             budgets=(512,), seeds=(7,), backend="vllm", dtype="bfloat16", notebooks=("04-tts-scaling",),
+                             params={"vllm_options": {"gpu_memory_utilization": 0.5, "max_model_len": 16384}})
+    m = plan_study(study, gpu="h100-80gb").models.iloc[0]
+    activations = 8192 * (4 * 3584 + 2 * 18944) * 2 + 256 * 152064 * 8 + 1.5 * GiB
+    assert m["kv_pool_gib"] == pytest.approx((0.5 * 79.2 * GiB - 2 * 7_615_616_512 - activations) / GiB)
+    assert m["max_model_len"] == 16384
+    # 30 problems x 1 seed in flight at most: the batch is the problems, not vLLM's 256
+    assert m["concurrency"] == 30

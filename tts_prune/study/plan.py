@@ -28,6 +28,7 @@ from .steps import (Step, alphapruning_step, divergence_step, layerif_step, perp
 from .workload import FORCED_END, Generation, authors_generation, kit_generation, problems
 
 LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
+_ENGINE_KEYS = ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")  # vllm_options the plan follows
 GENERATION = "generation of "  # the step that generates one benchmark's records (engine start share included)
 
 
@@ -227,7 +228,8 @@ def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOp
 
 def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, models, add) -> None:
     """04: generation (kit, authors, worst case) and, for a pruned variant, the divergence step."""
-    engine = options.engine
+    vllm_options = dict(_param(cell, "vllm_options", {}) or {})
+    engine = dataclasses.replace(options.engine, **{k: vllm_options[k] for k in _ENGINE_KEYS if k in vllm_options})
     sequences = len(cfg.seeds) * cfg.samples
     limit = cfg.limit or None
     benches = {b: problems(b, limit) for b in _benchmarks(cell, cfg)}
@@ -235,7 +237,6 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     longest = _longest(cfg, options, prompt_max)
     backend = str(_param(cell, "backend", cfg.backend))
     devices = int(_param(cell, "tensor_parallel_size", 1) or 1)
-    vllm_options = dict(_param(cell, "vllm_options", {}) or {})
     max_model_len = int(vllm_options.get("max_model_len") or shape.max_positions or longest)
     answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg, options))
     if backend == "vllm" or (backend == "auto" and device.name != "cpu"):
