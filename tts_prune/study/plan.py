@@ -49,8 +49,8 @@ class PlanOptions:
                                                                    and self.divergence_slice < 1) \
                 or (self.max_gen_tokens is not None and self.max_gen_tokens < 1):
             raise ValueError(f"PlanOptions: answer_mean={self.answer_mean}, divergence_batch={self.divergence_batch}, "
-                             f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; allowed: positive integers (slice may be "
-                             "None for whole traces). Fix the option.")
+                             f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; "
+                             "allowed: positive integers (slice may be None for whole traces). Fix the option.")
 
 
 @dataclass
@@ -104,7 +104,9 @@ def _dtype(cell, gpu: Accelerator) -> str:
 def _benchmarks(cell, cfg: StudyConfig) -> list[str]:  # a 04 cell per benchmark, or per variant with all inside
     from .grid import _benchmarks as study_benchmarks
 
-    return [cell.axes["benchmark"]] if "benchmark" in cell.axes else list(_param(cell, "benchmarks", study_benchmarks(cfg)))
+    if "benchmark" in cell.axes:
+        return [cell.axes["benchmark"]]
+    return list(_param(cell, "benchmarks", study_benchmarks(cfg)))
 
 
 def _variant(cell) -> tuple:
