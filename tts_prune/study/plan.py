@@ -245,7 +245,8 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
         checks, pool = vllm_steps(shape, device, engine, dtype, longest, max_model_len, devices)
         for step in checks:
             add(cell, step)
-    else:
+    else:  # the transformers backend starts no engine: a "start" is loading the weights
+        engine = dataclasses.replace(engine, engine_start_s=shape.weight_bytes(dtype) / (LOAD_GBS * 1e9))
         batch = int(_param(cell, "batch_size", 16))
         add(cell, transformers_generation_step(shape, dtype, batch, len(cfg.budgets), longest, prompt_max))
         pool = device.memory_bytes - shape.weight_bytes(dtype)
