@@ -19,7 +19,9 @@ Wanda 20% at 128 x 2048 random-token calibration (``tts_prune.prune``), a two-bu
 tokens on a few prompts (``tts_prune.evaluate``; random weights rarely stop, so thinking reaches the budget: the
 worst case), and the divergence of the pruned model on the dense model's 8k-token traces
 (``tts_prune.trace_divergence``). For each step: peak GPU memory (``torch.cuda.max_memory_allocated``, reset
-before the step) and seconds, beside what ``tts-prune plan`` predicts for the same step. ``--dry-run`` shrinks
+before the step) and seconds, beside what ``tts-prune plan`` predicts for the same step (for the sweep, the
+plan's seconds are its vLLM roofline at the same batch: the gap is what the transformers loop costs more than a
+serving engine; its memory is the transformers backend's formula). ``--dry-run`` shrinks
 the shapes (2 blocks, hidden 64, vocabulary 512) and the settings so the whole path runs on a CPU in seconds.
 """
 from __future__ import annotations

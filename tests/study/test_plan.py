@@ -57,43 +57,61 @@ def paper_h100():
     return plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h100-80gb"))
 
 
+def _generation(plan, model: str, method: str, benchmark: str):
+    """The generation step of one benchmark of one variant (a 04 cell per benchmark, or per variant)."""
+    steps = plan.steps
+    rows = steps[(steps["model"] == model) & steps["label"].str.contains(f"method={method},")
+                 & (steps["step"] == f"generation of {benchmark}")]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
 def test_paper_grid_on_an_h100_fits_and_prices_every_cell(paper_h100):
     plan = paper_h100
     assert plan.ok, plan.refusals
+    study = grid.load_study(PAPER)
     cells = plan.cells
-    assert len(cells) == len(grid.expand(grid.load_study(PAPER), show_progress=False)) == 155
-    assert (cells["peak_gib"] > 0).sum() == 154 and (cells[cells["notebook"] != "05-report"]["hours"] > 0).all()
-    by = cells.set_index("cell")
-    s1 = "04-tts-scaling/model=simplescaling-s1.1-7B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
-    qwen = "04-tts-scaling/model=Qwen-Qwen3-8B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
-    # 500 problems x 3 seeds x (8,192 thinking + one 200-token answer per budget: 5 for s1.1, 6 with Qwen3's 0)
-    assert by.loc[s1, "tokens"] == 500 * 3 * (8192 + 5 * 200)
-    assert by.loc[qwen, "tokens"] == 500 * 3 * (8192 + 6 * 200)
-    # the authors: one run per budget, each thinking to its budget and answering
-    assert by.loc[s1, "authors_tokens"] == 500 * 3 * sum(b + 200 for b in (512, 1024, 2048, 4096, 8192))
-    # worst case: every answer fills answer_tokens (4,096)
-    assert by.loc[s1, "worst_tokens"] == 500 * 3 * (8192 + 5 * 4096)
-    # decode at the model's rate + a quarter of the variant's engine start + the prefill of prompts and answer cues
-    # (compute-bound at 40% of 989 TFLOPS; bounded by its cost at the longest context)
-    from tts_prune.study.workload import problems
+    assert len(cells) == len(grid.expand(study, show_progress=False))
+    assert (cells[cells["notebook"] != "05-report"]["hours"] > 0).all()
+    for model, kv, params in (("simplescaling/s1.1-7B", 57_344, 7_615_616_512), ("Qwen/Qwen3-8B", 147_456, 8_190_735_360)):
+        cfg = study.for_model(model)
+        budgets, seeds = cfg.budgets, len(cfg.seeds)
+        allowance = [getattr(cfg, "max_gen_tokens", None) and cfg.max_gen_tokens - b or cfg.answer_tokens
+                     for b in budgets]
+        row = _generation(plan, model, "dense", "math500")
+        # 500 problems x seeds x (the largest budget's thinking + one 200-token answer per budget)
+        assert row["tokens"] == 500 * seeds * (max(budgets) + len(budgets) * 200)
+        # the authors: one run per budget, each thinking to its budget and answering
+        assert row["authors_tokens"] == 500 * seeds * sum(b + 200 for b in budgets)
+        # worst case: every answer fills its allowance
+        assert row["worst_tokens"] == 500 * seeds * (max(budgets) + sum(allowance))
+        # decode at the model's rate + the variant's engine start shared by its 04 cells + the prefill of prompts
+        # and answer cues (compute-bound at 40% of 989 TFLOPS; bounded by its cost at the longest context)
+        from tts_prune.study.workload import problems
 
-    rate = plan.models.set_index("model").loc["simplescaling/s1.1-7B", "tokens_per_s"]
-    base = 500 * 3 * (8192 + 5 * 200) / rate + 120 / 4
-    prompt = problems("math500", None)
-    flops = 2 * 7_615_616_512 + 4 * 28 * 28 * 128 * (prompt.prompt_max + 8192 + 200)
-    prefill = 500 * 3 * (prompt.prompt_mean + 16 * 5) * flops / (989e12 * 0.4)
-    assert base / 3600 < by.loc[s1, "hours"] < (base + prefill) / 3600
+        m = plan.models.set_index("model").loc[model]
+        mates = cells[(cells["model"] == model) & (cells["notebook"] == "04-tts-scaling")
+                      & cells["label"].str.contains("method=dense,")]
+        base = row["tokens"] / m["tokens_per_s"] + 120 / len(mates)
+        prompt = problems("math500", None)
+        layers, heads = (28, 28) if kv == 57_344 else (36, 32)
+        flops = 2 * params + 4 * layers * heads * 128 * (prompt.prompt_max + max(budgets) + 200)
+        prefill = 500 * seeds * (prompt.prompt_mean + 16 * len(budgets)) * flops / (989e12 * 0.4)
+        assert base / 3600 < row["hours"] < (base + prefill) / 3600
+        # vLLM's pool: 0.9 x 79.2 GiB less weights and the activation profile; sequences at the longest sequence
+        hidden, inter, vocab = (3584, 18944, 152064) if kv == 57_344 else (4096, 12288, 151936)
+        activations = 8192 * (4 * hidden + 2 * inter) * 2 + 256 * vocab * 8 + 1.5 * GiB
+        pool = 0.9 * 79.2 * GiB - 2 * params - activations
+        assert m["kv_pool_gib"] == pytest.approx(pool / GiB)
+        assert m["at_longest"] == int(pool // (m["longest"] * kv))
     t = plan.totals
     divergence = plan.steps[plan.steps["step"] == "divergence"]["hours"].sum()
-    assert t["tts_hours"] == pytest.approx(t["generation_hours"] + divergence) and len(plan.steps) > 155
-    assert t["engine_starts"] == 30 and t["authors_engine_starts"] == 15 * 4 * 3 * (5 + 6)
+    assert t["tts_hours"] == pytest.approx(t["generation_hours"] + divergence) and divergence > 0
+    variants = {(c.axes["model"], c.axes["method"], c.axes["allocation"], c.axes["sparsity"])
+                for c in grid.expand(study, show_progress=False) if c.notebook == "04-tts-scaling"}
+    runs = sum(len(study.for_model(m).budgets) * len(study.for_model(m).seeds) * 4 for m, *_ in variants)
+    assert t["engine_starts"] == len(variants) == 30 and t["authors_engine_starts"] == runs
     assert t["authors_generation_hours"] > 2 * t["generation_hours"] > 0
-    # vLLM's pool: 0.9 x 79.2 GiB less weights and the activation profile; sequences at the longest sequence
-    m = plan.models.set_index("model").loc["simplescaling/s1.1-7B"]
-    activations = 8192 * (4 * 3584 + 2 * 18944) * 2 + 256 * 152064 * 8 + 1.5 * GiB
-    pool = 0.9 * 79.2 * GiB - 2 * 7_615_616_512 - activations
-    assert m["kv_pool_gib"] == pytest.approx(pool / GiB)
-    assert m["at_longest"] == int(pool // (m["longest"] * 57_344))
     text = plan.text()
     assert "refusals: none" in text and "s1.1-7B" in text and "h100-80gb-hours" in text
 
@@ -111,7 +129,8 @@ def test_whole_trace_divergence_is_refused_with_the_fix():
                       options=PlanOptions(gpu="h100-80gb", divergence_batch=16, divergence_slice=None))
     assert not plan.ok
     assert all("step divergence" in r and "stream the divergence" in r for r in plan.refusals)
-    assert len(plan.refusals) == 14 * 4  # every pruned 04 cell (14 recipes x 4 benchmarks), nothing else
+    # every pruned variant's divergence on every benchmark (14 recipes x 4), nothing else
+    assert len(plan.refusals) == (plan.steps["step"] == "divergence").sum() == 14 * 4
     step = plan.steps[plan.steps["step"] == "divergence"].iloc[0]
     # 2 x weights + 16 traces' block activations + 16 x T x V x (2 + 8) bytes of logits, T = longest prompt + 8,192
     assert step["peak_gib"] > 16 * 8192 * 151936 * 10 / GiB
@@ -157,7 +176,7 @@ def test_plan_predicts_the_tokens_of_a_cpu_run(tmp_path):
                              budgets=(8, 16), seeds=(0, 1), temperature=1.0, answer_tokens=8, backend="transformers",
                              limit=3, notebooks=("04-tts-scaling",), dtype="float32")
     plan = plan_study(study, options=PlanOptions(gpu="cpu", engine=EngineModel(throughput=100.0)))
-    dense = plan.cells[plan.cells["cell"].str.contains("method=dense")].iloc[0]
+    dense = _generation(plan, model, "dense", "toy-reasoning")
     records = tts_prune.evaluate(model, "toy-reasoning", [8, 16], limit=3, seeds=[0, 1], temperature=1.0,
                                  answer_tokens=8, backend="transformers", batch_size=8, show_progress=False,
                                  out=tmp_path / "records")
@@ -167,9 +186,7 @@ def test_plan_predicts_the_tokens_of_a_cpu_run(tmp_path):
     assert generated <= dense["worst_tokens"]
     if records["capped"].all() and records["answer_capped"].all():
         assert generated == dense["worst_tokens"]
-    # at a given throughput the plan's decode time is tokens / rate
-    step = plan.steps[(plan.steps["cell"] == dense["cell"]) & plan.steps["step"].str.startswith("generation of toy")]
-    assert step["tokens"].iloc[0] == 3 * 2 * (16 + 2 * 8)  # the assumed 200-token answers capped at 8
+    assert dense["tokens"] == 3 * 2 * (16 + 2 * 8)  # the assumed 200-token answers capped at their 8
 
 
 def test_device_rehearsal_dry_run_on_cpu(capsys):
@@ -196,12 +213,23 @@ def test_the_answer_allowance_of_max_gen_tokens_is_priced():
     """s1's max_gen_toks=32768 (thinking + answer together): the worst case fills 32768 - budget per answer."""
     study = grid.load_study(PAPER, models=["simplescaling/s1.1-7B"])
     plan = plan_study(study, options=PlanOptions(gpu="h100-80gb", max_gen_tokens=32768))
-    by = plan.cells.set_index("cell")
-    cell = "04-tts-scaling/model=simplescaling-s1.1-7B__method=dense__allocation=uniform__sparsity=0.0__benchmark=math500"
+    row = _generation(plan, "simplescaling/s1.1-7B", "dense", "math500")
     budgets = (512, 1024, 2048, 4096, 8192)
-    assert by.loc[cell, "worst_tokens"] == 500 * 3 * (8192 + sum(32768 - b for b in budgets))
-    assert by.loc[cell, "tokens"] == 500 * 3 * (8192 + 5 * 200)  # the mean answer is unchanged
+    assert row["worst_tokens"] == 500 * 3 * (8192 + sum(32768 - b for b in budgets))
+    assert row["tokens"] == 500 * 3 * (8192 + 5 * 200)  # the mean answer is unchanged
     m = plan.models.iloc[0]
     assert m["longest"] > 32768 == m["max_model_len"]  # s1.1's context: the longest sequences get cut
     assert m["at_longest"] == int(m["kv_pool_gib"] * GiB // (m["longest"] * 57_344))
     assert "are cut there" in plan.text()
+
+
+def test_vllm_options_of_the_study_are_followed(tmp_path):
+    study = grid.StudyConfig(name="opts", models=("simplescaling/s1.1-7B",), methods=("wanda",), benchmarks=("aime24",),
+                             budgets=(512,), seeds=(7,), backend="vllm", dtype="bfloat16", notebooks=("04-tts-scaling",),
+                             params={"vllm_options": {"gpu_memory_utilization": 0.5, "max_model_len": 16384}})
+    m = plan_study(study, gpu="h100-80gb").models.iloc[0]
+    activations = 8192 * (4 * 3584 + 2 * 18944) * 2 + 256 * 152064 * 8 + 1.5 * GiB
+    assert m["kv_pool_gib"] == pytest.approx((0.5 * 79.2 * GiB - 2 * 7_615_616_512 - activations) / GiB)
+    assert m["max_model_len"] == 16384
+    # 30 problems x 1 seed in flight at most: the batch is the problems, not vLLM's 256
+    assert m["concurrency"] == 30

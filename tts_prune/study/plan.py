@@ -28,6 +28,7 @@ from .steps import (Step, alphapruning_step, divergence_step, layerif_step, perp
 from .workload import FORCED_END, Generation, authors_generation, kit_generation, problems
 
 LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
+_ENGINE_KEYS = ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")  # vllm_options the plan follows
 GENERATION = "generation of "  # the step that generates one benchmark's records (engine start share included)
 
 
@@ -48,8 +49,8 @@ class PlanOptions:
                                                                    and self.divergence_slice < 1) \
                 or (self.max_gen_tokens is not None and self.max_gen_tokens < 1):
             raise ValueError(f"PlanOptions: answer_mean={self.answer_mean}, divergence_batch={self.divergence_batch}, "
-                             f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; allowed: positive integers (slice may be "
-                             "None for whole traces). Fix the option.")
+                             f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; "
+                             "allowed: positive integers (slice may be None for whole traces). Fix the option.")
 
 
 @dataclass
@@ -103,7 +104,9 @@ def _dtype(cell, gpu: Accelerator) -> str:
 def _benchmarks(cell, cfg: StudyConfig) -> list[str]:  # a 04 cell per benchmark, or per variant with all inside
     from .grid import _benchmarks as study_benchmarks
 
-    return [cell.axes["benchmark"]] if "benchmark" in cell.axes else list(_param(cell, "benchmarks", study_benchmarks(cfg)))
+    if "benchmark" in cell.axes:
+        return [cell.axes["benchmark"]]
+    return list(_param(cell, "benchmarks", study_benchmarks(cfg)))
 
 
 def _variant(cell) -> tuple:
@@ -227,7 +230,8 @@ def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOp
 
 def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, models, add) -> None:
     """04: generation (kit, authors, worst case) and, for a pruned variant, the divergence step."""
-    engine = options.engine
+    vllm_options = dict(_param(cell, "vllm_options", {}) or {})
+    engine = dataclasses.replace(options.engine, **{k: vllm_options[k] for k in _ENGINE_KEYS if k in vllm_options})
     sequences = len(cfg.seeds) * cfg.samples
     limit = cfg.limit or None
     benches = {b: problems(b, limit) for b in _benchmarks(cell, cfg)}
@@ -235,14 +239,14 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     longest = _longest(cfg, options, prompt_max)
     backend = str(_param(cell, "backend", cfg.backend))
     devices = int(_param(cell, "tensor_parallel_size", 1) or 1)
-    vllm_options = dict(_param(cell, "vllm_options", {}) or {})
     max_model_len = int(vllm_options.get("max_model_len") or shape.max_positions or longest)
     answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg, options))
     if backend == "vllm" or (backend == "auto" and device.name != "cpu"):
         checks, pool = vllm_steps(shape, device, engine, dtype, longest, max_model_len, devices)
         for step in checks:
             add(cell, step)
-    else:
+    else:  # the transformers backend starts no engine: a "start" is loading the weights
+        engine = dataclasses.replace(engine, engine_start_s=shape.weight_bytes(dtype) / (LOAD_GBS * 1e9))
         batch = int(_param(cell, "batch_size", 16))
         add(cell, transformers_generation_step(shape, dtype, batch, len(cfg.budgets), longest, prompt_max))
         pool = device.memory_bytes - shape.weight_bytes(dtype)

@@ -6,7 +6,7 @@ import pandas as pd
 
 
 def _m(tokens: float) -> str:
-    return f"{tokens / 1e6:,.2f} M"
+    return f"{tokens / 1e6:,.2f} M" if tokens >= 1e5 else f"{tokens:,.0f}"
 
 
 def render(plan, per_step: bool = False) -> str:

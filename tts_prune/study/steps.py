@@ -86,7 +86,8 @@ def pruning_step(shape: ModelShape, gpu: Accelerator, engine: EngineModel, metho
     elif method == "shortgpt":
         kernel, passes = 2 * batch * seqlen * shape.hidden * 4, 1  # cosine in float32; outputs reused
     seconds = passes * engine.forward_seconds(shape, gpu, nsamples * seqlen, seqlen / 2) + extra_seconds
-    fix = (f"the walk keeps 2 x nsamples x seqlen hidden states ({2 * nsamples * seqlen * shape.hidden * DTYPE_BYTES[dtype] / GiB:.1f} GiB): "
+    kept = 2 * nsamples * seqlen * shape.hidden * DTYPE_BYTES[dtype]
+    fix = (f"the walk keeps 2 x nsamples x seqlen hidden states ({kept / GiB:.1f} GiB): "
            "lower nsamples or seqlen, or spread the model over more devices (device_map='auto')")
     if method == "sparsegpt":
         fix += "; SparseGPT also holds one float32 in x in Hessian per linear of a block"
