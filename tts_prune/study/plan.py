@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .. import paths
-from .grid import CONSUMER, DENSE, PRODUCER, RECIPE_AXES, CALIBRATION_AXES, StudyConfig, expand, load_study
+from .grid import (CONSUMER, DENSE, PRODUCER, RECIPE_AXES, CALIBRATION_AXES, STRUCTURED_METHODS, StudyConfig, expand,
+                   load_study)
 from .hardware import ACCELERATORS, GiB, Accelerator, EngineModel, accelerator
 from .shapes import ModelShape, model_shape
 from .steps import (Step, alphapruning_step, divergence_step, layerif_step, perplexity_step, pruning_step,
                     transformers_generation_step, vllm_steps)
-from .workload import FORCED_END, Generation, authors_generation, kit_generation, problems
+from .workload import FORCED_END, Generation, allowance, authors_generation, kit_generation, problems
 
 LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
 _ENGINE_KEYS = ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")  # vllm_options the plan follows
@@ -109,8 +110,17 @@ def _benchmarks(cell, cfg: StudyConfig) -> list[str]:  # a 04 cell per benchmark
     return list(_param(cell, "benchmarks", study_benchmarks(cfg)))
 
 
-def _variant(cell) -> tuple:
-    return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES))
+def _variant(cell) -> tuple:  # the recipe of the weights a 04 cell serves (ShortGPT's block count included)
+    return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES) + ("shortgpt_layers",))
+
+
+def _served(cell, shape: ModelShape) -> ModelShape:
+    """The model a cell's pruned weights make: ShortGPT removes ``shortgpt_layers`` blocks, or ``round(s x L)``
+    at sparsity ``s`` (``pruning/shortgpt.py``); unstructured pruning keeps every shape."""
+    if cell.axes.get("method") not in STRUCTURED_METHODS:
+        return shape
+    count = cell.axes.get("shortgpt_layers") or round(float(cell.axes.get("sparsity") or 0) * shape.layers)
+    return shape.without_blocks(int(count))
 
 
 def _max_gen(cfg: StudyConfig, options: PlanOptions) -> int | None:
@@ -118,9 +128,9 @@ def _max_gen(cfg: StudyConfig, options: PlanOptions) -> int | None:
 
 
 def _longest(cfg: StudyConfig, options: PlanOptions, prompt_max: int) -> int:
-    if _max_gen(cfg, options):
-        return prompt_max + _max_gen(cfg, options)
-    return prompt_max + max(cfg.budgets) + FORCED_END + cfg.answer_tokens
+    """The longest sequence the study may ask for (no context limit): prompt, thinking, forced end, allowance."""
+    return max(prompt_max + b + FORCED_END + allowance(b, cfg.answer_tokens, _max_gen(cfg, options), prompt_max)
+               for b in cfg.budgets)
 
 
 def _generation_hours(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dtype: str, gen: Generation,
@@ -198,9 +208,10 @@ def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOp
             elif allocation == "alphapruning":
                 add(cell, alphapruning_step(shape, device, dtype))
             add(cell, pruning_step(shape, device, engine, method, dtype, nsamples, seqlen))
-            add(cell, perplexity_step(shape, device, engine, dtype, int(_param(cell, "ppl_tokens", 4096)),
+            pruned = _served(cell, shape)  # removing blocks is free; perplexity and save see the smaller model
+            add(cell, perplexity_step(pruned, device, engine, dtype, int(_param(cell, "ppl_tokens", 4096)),
                                       int(_param(cell, "ppl_seqlen", 512))))
-            add(cell, Step("save", 0.0, shape.weight_bytes(dtype) / (SAVE_GBS * 1e9), ""))
+            add(cell, Step("save", 0.0, pruned.weight_bytes(dtype) / (SAVE_GBS * 1e9), ""))
         elif cell.notebook == CONSUMER:
             _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, models, add)
     steps = pd.DataFrame(rows)
@@ -232,6 +243,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     """04: generation (kit, authors, worst case) and, for a pruned variant, the divergence step."""
     vllm_options = dict(_param(cell, "vllm_options", {}) or {})
     engine = dataclasses.replace(options.engine, **{k: vllm_options[k] for k in _ENGINE_KEYS if k in vllm_options})
+    dense_shape, shape = shape, _served(cell, shape)  # a ShortGPT variant serves fewer blocks
     sequences = len(cfg.seeds) * cfg.samples
     limit = cfg.limit or None
     benches = {b: problems(b, limit) for b in _benchmarks(cell, cfg)}
@@ -240,7 +252,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     backend = str(_param(cell, "backend", cfg.backend))
     devices = int(_param(cell, "tensor_parallel_size", 1) or 1)
     max_model_len = int(vllm_options.get("max_model_len") or shape.max_positions or longest)
-    answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg, options))
+    answers = dict(answer_tokens=cfg.answer_tokens, max_gen_tokens=_max_gen(cfg, options), context=max_model_len)
     if backend == "vllm" or (backend == "auto" and device.name != "cpu"):
         checks, pool = vllm_steps(shape, device, engine, dtype, longest, max_model_len, devices)
         for step in checks:
@@ -256,7 +268,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     variant = Generation.combine([kit_generation(p, cfg.budgets, sequences, options.answer_mean, **answers)
                                   for p in every.values()])
     _, rate, batch = _generation_hours(shape, device, engine, dtype, variant, pool, devices)
-    key = cell.axes["model"]
+    key = shape.name  # the model, or "<model> -N blocks" for a ShortGPT variant
     info = models.setdefault(key, {"model": key, "params_b": shape.params / 1e9,
                                    "weights_gib": shape.weight_bytes(dtype) / GiB,
                                    "kv_bytes_per_token": shape.kv_bytes_per_token(dtype), "kv_pool_gib": pool / GiB,
@@ -279,7 +291,8 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
             worst_tokens=worst.generated, worst_seconds=worst_seconds * devices, rate=rate, batch=batch)
         traces = int(_param(cell, "divergence_traces", 64))
         if cell.axes["method"] != DENSE and traces:
-            add(cell, divergence_step(shape, device, engine, dtype, min(traces, p.count * sequences),
+            # both models at the dense shape: an upper bound for a ShortGPT variant, whose pruned copy is smaller
+            add(cell, divergence_step(dense_shape, device, engine, dtype, min(traces, p.count * sequences),
                                       p.prompt_max + max(cfg.budgets), options.divergence_batch,
                                       options.divergence_slice))
 

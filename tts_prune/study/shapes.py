@@ -8,6 +8,7 @@ from the same generic layer walker the pruning code uses (no per-family formulas
 from __future__ import annotations
 
 import functools
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +71,21 @@ class ModelShape:
     vocab: int
     max_positions: int
     linears: tuple[tuple[str, int, int], ...]
+    block_params: int = 0  # every parameter of one decoder block (linears, biases, norms)
 
     @property
     def prunable_params(self) -> int:
         return self.layers * sum(o * i for _, o, i in self.linears)
+
+    def without_blocks(self, n: int) -> ModelShape:
+        """The model ShortGPT leaves after removing ``n`` decoder blocks: fewer layers, so fewer weights and
+        fewer KV bytes per token (embeddings, head and final norm stay)."""
+        if not 0 <= n < self.layers or not self.block_params:
+            raise ValueError(f"without_blocks({n}) on {self.name or 'a model'} of {self.layers} blocks: allowed 0 <= n "
+                             f"< {self.layers} on a shape that knows its block_params (built by shape_from_config); "
+                             "lower shortgpt_layers")
+        return dataclasses.replace(self, name=f"{self.name} -{n} block{'s' if n > 1 else ''}" if n else self.name, layers=self.layers - n,
+                                   params=self.params - n * self.block_params)
 
     def weight_bytes(self, dtype: str) -> int:
         return self.params * DTYPE_BYTES[dtype]
@@ -118,4 +130,5 @@ def shape_from_config(config, name: str = "") -> ModelShape:
                       intermediate=getattr(text, "intermediate_size", 4 * text.hidden_size), heads=heads,
                       kv_heads=getattr(text, "num_key_value_heads", None) or heads, head_dim=head_dim,
                       vocab=text.vocab_size, max_positions=getattr(text, "max_position_embeddings", 0) or 0,
-                      linears=tuple((n, int(o), int(i)) for n, o, i in linears))
+                      linears=tuple((n, int(o), int(i)) for n, o, i in linears),
+                      block_params=sum(p.numel() for p in blocks[0].parameters()))

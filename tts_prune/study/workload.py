@@ -11,8 +11,12 @@ then answers; s1's harness sends the answer as a new prompt (prompt + thinking +
 vLLM's prefix caching is off there (vLLM 0.6's default in s1's era), so that prompt is prefilled again.
 
 Answers are assumed to average ``answer_mean`` tokens (a stated assumption: read the records' ``answer_tokens``
-after the first cells); the worst case fills the allowance: ``answer_tokens`` per answer, or with
-``max_gen_tokens`` (s1's ``max_gen_toks``: thinking and answer together) ``max_gen_tokens - budget``.
+after the first cells), never more than their allowance; the worst case fills the allowance. The allowance
+(``allowance``) is ``answer_tokens``, or with ``max_gen_tokens`` (s1 harness's ``max_gen_toks``, 32768 in the
+paper) what the generation code gives the answer: ``tts.generation.harness_answer_limit`` where it exists
+(``min(max_gen_tokens, context - tokens before the answer)``), else thinking and answer together within
+``max_gen_tokens`` (``max_gen_tokens - thinking - forced end``); either way vLLM ends a request where the context
+(``max_model_len``) ends. Thinking is planned to its budget (the upper bound) and prompts at their mean.
 """
 from __future__ import annotations
 
@@ -76,23 +80,37 @@ class Generation:
                           sum(p.starts for p in parts))
 
 
-def allowance(budget: int, answer_tokens: int, max_gen_tokens: int | None) -> int:
-    """The most tokens an answer at ``budget`` may take."""
-    return max(max_gen_tokens - budget, 1) if max_gen_tokens else answer_tokens
+def allowance(budget: int, answer_tokens: int, max_gen_tokens: int | None, prompt: float = 0.0,
+              context: int | None = None) -> int:
+    """The most tokens an answer at ``budget`` may take after ``prompt`` tokens, thinking to the budget and the
+    forced end, in a ``context`` of positions (None: no limit); see the module docstring."""
+    used = int(prompt) + budget + FORCED_END
+    if max_gen_tokens:
+        from ..tts import generation
+
+        limit = getattr(generation, "harness_answer_limit", None)  # the generation's own rule, where it has one
+        if limit is not None:
+            return int(limit(generation.DecodingConfig(answer_tokens=None, max_gen_tokens=max_gen_tokens), used,
+                             context))
+        cap = max(max_gen_tokens - budget - FORCED_END, 1)
+    else:
+        cap = answer_tokens
+    return cap if context is None else max(1, min(cap, int(context) - used))
 
 
-def _answer(budget: int, answer: int | None, answer_tokens: int, max_gen_tokens: int | None) -> int:
+def _answer(budget: int, answer: int | None, allowed: dict) -> int:
     """The answer length planned at ``budget``: the assumed mean, never above the allowance (None: the allowance)."""
-    cap = allowance(budget, answer_tokens, max_gen_tokens)
+    cap = allowance(budget, **allowed)
     return cap if answer is None else min(answer, cap)
 
 
 def kit_generation(p: Problems, budgets, sequences_per_problem: int, answer: int | None, answer_tokens: int,
-                   max_gen_tokens: int | None = None) -> Generation:
+                   max_gen_tokens: int | None = None, context: int | None = None) -> Generation:
     """One benchmark in the kit's sweep; ``answer`` tokens per answer (None: the worst case, the allowance)."""
     n = p.count * sequences_per_problem
     top = max(budgets)
-    answers = [(b, _answer(b, answer, answer_tokens, max_gen_tokens)) for b in budgets]
+    allowed = dict(answer_tokens=answer_tokens, max_gen_tokens=max_gen_tokens, prompt=p.prompt_mean, context=context)
+    answers = [(b, _answer(b, answer, allowed)) for b in budgets]
     think = n * top
     spoken = n * sum(a for _, a in answers)
     context = (think * (p.prompt_mean + top / 2)
@@ -102,10 +120,11 @@ def kit_generation(p: Problems, budgets, sequences_per_problem: int, answer: int
 
 
 def authors_generation(p: Problems, budget: int, sequences_per_problem: int, answer: int | None,
-                       answer_tokens: int, max_gen_tokens: int | None = None) -> Generation:
+                       answer_tokens: int, max_gen_tokens: int | None = None, context: int | None = None) -> Generation:
     """One ``lm_eval`` run of the authors' scripts: one benchmark at one budget and seed."""
     n = p.count * sequences_per_problem
-    a = _answer(budget, answer, answer_tokens, max_gen_tokens)
+    a = _answer(budget, answer, dict(answer_tokens=answer_tokens, max_gen_tokens=max_gen_tokens, prompt=p.prompt_mean,
+                                     context=context))
     tokens = n * (budget + a)
     context = (n * budget * (p.prompt_mean + budget / 2) + n * a * (p.prompt_mean + budget + a / 2)) / max(tokens, 1)
     prefill = n * (2 * p.prompt_mean + budget + FORCED_END)  # the answer prompt is prefilled from scratch
