@@ -57,63 +57,114 @@ def paper_h100():
     return plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h100-80gb"))
 
 
-def _generation(plan, model: str, method: str, benchmark: str):
-    """The generation step of one benchmark of one variant (a 04 cell per benchmark, or per variant)."""
+def _generation(plan, model: str, method: str, benchmark: str, also: str = ""):
+    """The generation step of one benchmark of one variant (its 04 cell's label holds ``also`` too)."""
     steps = plan.steps
     rows = steps[(steps["model"] == model) & steps["label"].str.contains(f"method={method},")
-                 & (steps["step"] == f"generation of {benchmark}")]
+                 & steps["label"].str.contains(also, regex=False) & (steps["step"] == f"generation of {benchmark}")]
     assert len(rows) == 1
     return rows.iloc[0]
 
 
+# Hand arithmetic from the shipped config.json files: (layers, hidden, intermediate, heads, kv_heads, vocab,
+# max_position_embeddings, parameters, parameters of one decoder block)
+S1 = (28, 3584, 18944, 28, 4, 152064, 32768, 7_615_616_512,
+      3584 * 3584 + 3584 + 2 * (3584 * 512 + 512) + 3584 * 3584 + 3 * 3584 * 18944 + 2 * 3584)
+QWEN3 = (36, 4096, 12288, 32, 8, 151936, 40960, 8_190_735_360,
+         4096 * 4096 + 2 * 4096 * 1024 + 4096 * 4096 + 3 * 4096 * 12288 + 2 * 4096 + 2 * 128)
+SHAPES = {"simplescaling/s1.1-7B": S1, "Qwen/Qwen3-8B": QWEN3}
+BUDGETS = (512, 1024, 2048, 4096, 8192)  # eval_sequential_scaling.sh's TOKENS, both models, no budget 0
+
+
+def _answer_allowance(budget: int, prompt: float, context: int, max_gen: int = 32768) -> int:
+    """The answer's max_tokens after prompt + thinking to the budget + 16 forced-end tokens, written out: the
+    stream's rule (harness_answer_limit) where the generation has it, else thinking + answer within max_gen."""
+    from tts_prune.tts import generation
+
+    used = int(prompt) + budget + 16
+    cap = max_gen if hasattr(generation, "harness_answer_limit") else max_gen - budget - 16
+    return max(1, min(cap, context - used))
+
+
 def test_paper_grid_on_an_h100_fits_and_prices_every_cell(paper_h100):
+    from tts_prune.study.workload import problems
+
     plan = paper_h100
     assert plan.ok, plan.refusals
     study = grid.load_study(PAPER)
     cells = plan.cells
-    assert len(cells) == len(grid.expand(study, show_progress=False))
+    # 01 per model, 02 per (model, sparsity), 03 per (model, Magnitude/Wanda x 3 allocations x 2 sparsities
+    # + ShortGPT x 3 block counts), 04 per 03 recipe + the dense model, one 05
+    recipes = 2 * 3 * 2 + 3
+    expected = {"01-calibration": 2, "02-allocation": 2 * 2, "03-pruning": 2 * recipes,
+                "04-tts-scaling": 2 * (recipes + 1), "05-report": 1}
+    assert cells.groupby("notebook").size().to_dict() == expected and len(cells) == 69 == sum(expected.values())
     assert (cells[cells["notebook"] != "05-report"]["hours"] > 0).all()
-    for model, kv, params in (("simplescaling/s1.1-7B", 57_344, 7_615_616_512), ("Qwen/Qwen3-8B", 147_456, 8_190_735_360)):
+    for model, (layers, hidden, inter, heads, kv_heads, vocab, context, params, block) in SHAPES.items():
         cfg = study.for_model(model)
-        budgets, seeds = cfg.budgets, len(cfg.seeds)
-        allowance = [getattr(cfg, "max_gen_tokens", None) and cfg.max_gen_tokens - b or cfg.answer_tokens
-                     for b in budgets]
-        row = _generation(plan, model, "dense", "math500")
-        # 500 problems x seeds x (the largest budget's thinking + one 200-token answer per budget)
-        assert row["tokens"] == 500 * seeds * (max(budgets) + len(budgets) * 200)
-        # the authors: one run per budget, each thinking to its budget and answering
-        assert row["authors_tokens"] == 500 * seeds * sum(b + 200 for b in budgets)
-        # worst case: every answer fills its allowance
-        assert row["worst_tokens"] == 500 * seeds * (max(budgets) + sum(allowance))
-        # decode at the model's rate + the variant's engine start shared by its 04 cells + the prefill of prompts
-        # and answer cues (compute-bound at 40% of 989 TFLOPS; bounded by its cost at the longest context)
-        from tts_prune.study.workload import problems
-
-        m = plan.models.set_index("model").loc[model]
-        mates = cells[(cells["model"] == model) & (cells["notebook"] == "04-tts-scaling")
-                      & cells["label"].str.contains("method=dense,")]
-        base = row["tokens"] / m["tokens_per_s"] + 120 / len(mates)
+        assert tuple(cfg.budgets) == BUDGETS and len(cfg.seeds) == 3
+        seeds = 3
+        kv = layers * 2 * kv_heads * 128 * 2
         prompt = problems("math500", None)
-        layers, heads = (28, 28) if kv == 57_344 else (36, 32)
-        flops = 2 * params + 4 * layers * heads * 128 * (prompt.prompt_max + max(budgets) + 200)
-        prefill = 500 * seeds * (prompt.prompt_mean + 16 * len(budgets)) * flops / (989e12 * 0.4)
+        allowance = [_answer_allowance(b, prompt.prompt_mean, context) for b in BUDGETS]
+        assert min(allowance) > 200  # the 200-token mean answer is never capped here
+        row = _generation(plan, model, "dense", "math500")
+        # 500 problems x 3 seeds x (the largest budget's thinking + one 200-token answer per budget)
+        assert row["tokens"] == 500 * seeds * (8192 + 5 * 200)
+        # the authors: one run per budget, each thinking to its budget and answering
+        assert row["authors_tokens"] == 500 * seeds * sum(b + 200 for b in BUDGETS)
+        # worst case: every answer fills its allowance
+        assert row["worst_tokens"] == 500 * seeds * (8192 + sum(allowance))
+        # one engine per variant: every benchmark is a step of the variant's one 04 cell
+        dense = cells[(cells["model"] == model) & (cells["notebook"] == "04-tts-scaling")
+                      & cells["label"].str.contains("method=dense,")]
+        assert len(dense) == 1
+        steps = plan.steps[plan.steps["cell"] == dense["cell"].iloc[0]]
+        assert sorted(steps["step"][steps["step"].str.startswith("generation of ")]) == sorted(
+            f"generation of {b}" for b in ("math500", "aime24", "amc23", "gpqa-diamond"))
+        # decode at the model's rate + a quarter of the variant's engine start + the prefill of prompts and
+        # answer cues (compute-bound at 40% of 989 TFLOPS; bounded by its cost at the longest context)
+        m = plan.models.set_index("model").loc[model]
+        base = row["tokens"] / m["tokens_per_s"] + 120 / 4
+        flops = 2 * params + 4 * layers * heads * 128 * (prompt.prompt_max + 8192 + 200)
+        prefill = 500 * seeds * (prompt.prompt_mean + 16 * 5) * flops / (989e12 * 0.4)
         assert base / 3600 < row["hours"] < (base + prefill) / 3600
         # vLLM's pool: 0.9 x 79.2 GiB less weights and the activation profile; sequences at the longest sequence
-        hidden, inter, vocab = (3584, 18944, 152064) if kv == 57_344 else (4096, 12288, 151936)
         activations = 8192 * (4 * hidden + 2 * inter) * 2 + 256 * vocab * 8 + 1.5 * GiB
         pool = 0.9 * 79.2 * GiB - 2 * params - activations
-        assert m["kv_pool_gib"] == pytest.approx(pool / GiB)
-        assert m["at_longest"] == int(pool // (m["longest"] * kv))
+        assert m["kv_pool_gib"] == pytest.approx(pool / GiB) and m["max_model_len"] == context
+        longest = max(prompt_max + b + 16 + _answer_allowance(b, prompt_max, 10**9)
+                      for b in BUDGETS for prompt_max in [max(problems(n, None).prompt_max for n in
+                                                              ("math500", "aime24", "amc23", "gpqa-diamond"))])
+        assert m["longest"] == longest and m["at_longest"] == int(pool // (longest * kv))
+        # ShortGPT removing N blocks serves a smaller model: N blocks' weights and KV bytes/token fewer, more
+        # sequences in a larger pool, so each of its 04 cells costs less than the dense one
+        previous = row["hours"]
+        for n in (1, 2, 3):
+            small = plan.models.set_index("model").loc[f"{model} -{n} block{'s' if n > 1 else ''}"]
+            assert small["params_b"] == pytest.approx((params - n * block) / 1e9)
+            assert small["kv_bytes_per_token"] == (layers - n) * 2 * kv_heads * 128 * 2
+            assert small["kv_pool_gib"] == pytest.approx((pool + 2 * n * block) / GiB)
+            cut = _generation(plan, model, "shortgpt", "math500", f"shortgpt_layers={n}")
+            assert cut["tokens"] == row["tokens"] and cut["hours"] < previous
+            previous = cut["hours"]
+            # 03 scores blocks on the whole model (100 x 1024-token samples) and saves the smaller one at 1 GB/s
+            producer = plan.steps[(plan.steps["model"] == model) & (plan.steps["notebook"] == "03-pruning")
+                                  & plan.steps["label"].str.contains(f"shortgpt_layers={n}")]
+            save = producer[producer["step"] == "save"]["hours"].iloc[0] * 3600
+            assert save == pytest.approx(2 * (params - n * block) / 1e9)
+            scoring = producer[producer["step"] == "shortgpt"]["hours"].iloc[0] * 3600
+            assert scoring == pytest.approx(100 * 1024 * (2 * params + 4 * layers * heads * 128 * 512)
+                                            / (989e12 * 0.4))
     t = plan.totals
     divergence = plan.steps[plan.steps["step"] == "divergence"]["hours"].sum()
     assert t["tts_hours"] == pytest.approx(t["generation_hours"] + divergence) and divergence > 0
-    variants = {(c.axes["model"], c.axes["method"], c.axes["allocation"], c.axes["sparsity"])
-                for c in grid.expand(study, show_progress=False) if c.notebook == "04-tts-scaling"}
-    runs = sum(len(study.for_model(m).budgets) * len(study.for_model(m).seeds) * 4 for m, *_ in variants)
-    assert t["engine_starts"] == len(variants) == 30 and t["authors_engine_starts"] == runs
+    # one engine per 04 cell; the authors start one per (variant, benchmark, budget, seed)
+    assert t["engine_starts"] == expected["04-tts-scaling"] == 32
+    assert t["authors_engine_starts"] == 32 * 4 * 5 * 3 == 1920
     assert t["authors_generation_hours"] > 2 * t["generation_hours"] > 0
     text = plan.text()
-    assert "refusals: none" in text and "s1.1-7B" in text and "h100-80gb-hours" in text
+    assert "refusals: none" in text and "s1.1-7B -3 blocks" in text and "h100-80gb-hours" in text
 
 
 def test_h200_is_faster_and_holds_more(paper_h100):

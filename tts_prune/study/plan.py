@@ -265,6 +265,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     # The variant's engine serves every benchmark of the variant: its rate is set by all of them together.
     mates = variant_cells[(cell.axes["model"], _variant(cell))]
     every = {b: problems(b, limit) for c in mates for b in _benchmarks(c, cfg)}
+    shares = sum(len(_benchmarks(c, cfg)) for c in mates)  # (cell, benchmark) steps the start is spread over
     variant = Generation.combine([kit_generation(p, cfg.budgets, sequences, options.answer_mean, **answers)
                                   for p in every.values()])
     _, rate, batch = _generation_hours(shape, device, engine, dtype, variant, pool, devices)
@@ -279,7 +280,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     for name, p in benches.items():
         gen = kit_generation(p, cfg.budgets, sequences, options.answer_mean, **answers)
         seconds = gen.generated / rate + engine.forward_seconds(shape, device, gen.prefill, gen.context)
-        seconds += engine.engine_start_s / len(mates)  # one start per variant, spread over its cells
+        seconds += engine.engine_start_s / shares  # one start per variant, spread over its benchmarks
         authors = [authors_generation(p, b, cfg.samples, options.answer_mean, **answers)
                    for b in cfg.budgets for _ in cfg.seeds]  # one harness run per (budget, seed)
         authors_seconds = sum(_generation_hours(shape, device, engine, dtype, g, pool, devices)[0] for g in authors)
