@@ -180,8 +180,8 @@ def test_whole_trace_divergence_is_refused_with_the_fix():
                       options=PlanOptions(gpu="h100-80gb", divergence_batch=16, divergence_slice=None))
     assert not plan.ok
     assert all("step divergence" in r and "stream the divergence" in r for r in plan.refusals)
-    # every pruned variant's divergence on every benchmark (14 recipes x 4), nothing else
-    assert len(plan.refusals) == (plan.steps["step"] == "divergence").sum() == 14 * 4
+    # every pruned variant's divergence on every benchmark ((12 unstructured + 3 ShortGPT recipes) x 4), nothing else
+    assert len(plan.refusals) == (plan.steps["step"] == "divergence").sum() == (2 * 3 * 2 + 3) * 4
     step = plan.steps[plan.steps["step"] == "divergence"].iloc[0]
     # 2 x weights + 16 traces' block activations + 16 x T x V x (2 + 8) bytes of logits, T = longest prompt + 8,192
     assert step["peak_gib"] > 16 * 8192 * 151936 * 10 / GiB
@@ -261,17 +261,32 @@ def test_device_rehearsal_dry_run_on_cpu(capsys):
 
 
 def test_the_answer_allowance_of_max_gen_tokens_is_priced():
-    """s1's max_gen_toks=32768 (thinking + answer together): the worst case fills 32768 - budget per answer."""
+    """s1's max_gen_toks: the worst case fills each answer's allowance, capped where the context ends; a smaller
+    max_gen_tokens from the command line replaces the study's."""
+    from tts_prune.study.workload import problems
+
     study = grid.load_study(PAPER, models=["simplescaling/s1.1-7B"])
+    prompt = problems("math500", None).prompt_mean
+    for max_gen in (32768, 4096):
+        plan = plan_study(study, options=PlanOptions(gpu="h100-80gb", max_gen_tokens=max_gen))
+        row = _generation(plan, "simplescaling/s1.1-7B", "dense", "math500")
+        allowance = [_answer_allowance(b, prompt, 32768, max_gen) for b in BUDGETS]
+        assert row["worst_tokens"] == 500 * 3 * (8192 + sum(allowance))
+        # the 200-token mean answer, where the allowance leaves that much
+        assert row["tokens"] == 500 * 3 * (8192 + sum(min(200, a) for a in allowance))
+    # the 4096 allowance of thinking + answer is below 8192 of thinking: the answer keeps one token
+    assert _answer_allowance(8192, prompt, 32768, 4096) == (4096 if _has_harness_limit() else 1)
     plan = plan_study(study, options=PlanOptions(gpu="h100-80gb", max_gen_tokens=32768))
-    row = _generation(plan, "simplescaling/s1.1-7B", "dense", "math500")
-    budgets = (512, 1024, 2048, 4096, 8192)
-    assert row["worst_tokens"] == 500 * 3 * (8192 + sum(32768 - b for b in budgets))
-    assert row["tokens"] == 500 * 3 * (8192 + 5 * 200)  # the mean answer is unchanged
     m = plan.models.iloc[0]
     assert m["longest"] > 32768 == m["max_model_len"]  # s1.1's context: the longest sequences get cut
     assert m["at_longest"] == int(m["kv_pool_gib"] * GiB // (m["longest"] * 57_344))
     assert "are cut there" in plan.text()
+
+
+def _has_harness_limit() -> bool:
+    from tts_prune.tts import generation
+
+    return hasattr(generation, "harness_answer_limit")
 
 
 def test_vllm_options_of_the_study_are_followed(tmp_path):
