@@ -41,17 +41,17 @@ class PlanOptions:
     gpu_memory: float | None = None       # GiB, replaces the device's memory
     engine: EngineModel = field(default_factory=EngineModel)
     answer_mean: int = 200                # assumed mean answer tokens
-    divergence_batch: int = 1             # traces per forward pass in 04's divergence step
-    divergence_slice: int | None = 1024   # positions per logits slice (None: whole traces, the old code)
+    divergence_batch: int | None = None   # traces per forward pass in 04's divergence step (None: as the code)
+    divergence_slice: int | None = None   # positions per logits slice (None: as the code; 0: whole traces)
     max_gen_tokens: int | None = None     # thinking + answer allowance (s1's max_gen_toks); None: the study's
 
     def __post_init__(self):
-        if self.answer_mean < 1 or self.divergence_batch < 1 or (self.divergence_slice is not None
-                                                                   and self.divergence_slice < 1) \
+        if self.answer_mean < 1 or (self.divergence_batch is not None and self.divergence_batch < 1) \
+                or (self.divergence_slice is not None and self.divergence_slice < 0) \
                 or (self.max_gen_tokens is not None and self.max_gen_tokens < 1):
             raise ValueError(f"PlanOptions: answer_mean={self.answer_mean}, divergence_batch={self.divergence_batch}, "
                              f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; "
-                             "allowed: positive integers (slice may be None for whole traces). Fix the option.")
+                             "allowed: positive integers (batch and slice None: as the code runs; slice 0: whole traces). Fix the option.")
 
 
 @dataclass
@@ -121,6 +121,25 @@ def _served(cell, shape: ModelShape) -> ModelShape:
         return shape
     count = cell.axes.get("shortgpt_layers") or round(float(cell.axes.get("sparsity") or 0) * shape.layers)
     return shape.without_blocks(int(count))
+
+
+def _divergence_settings(cell, options: PlanOptions) -> tuple[int, int | None]:
+    """(traces per forward pass, positions per logits slice or None for whole traces) of 04's divergence step,
+    as the code runs it unless ``options`` set them: ``trace_divergence`` with a ``slice_size`` streams one
+    trace and ``slice_size`` positions at a time (a 04 parameter ``divergence_slice`` where the notebook has
+    one, else the function's default); without it, the batched code holds ``batch_size`` whole traces."""
+    import inspect
+
+    from ..pruning.divergence import trace_divergence
+
+    accepted = inspect.signature(trace_divergence).parameters
+    if "slice_size" in accepted:
+        code = (1, int(_param(cell, "divergence_slice", accepted["slice_size"].default)))
+    else:
+        code = (int(_param(cell, "batch_size", 16)), None)
+    batch = options.divergence_batch or code[0]
+    slice_ = code[1] if options.divergence_slice is None else (options.divergence_slice or None)
+    return batch, slice_
 
 
 def _max_gen(cfg: StudyConfig, options: PlanOptions) -> int | None:
@@ -294,8 +313,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
         if cell.axes["method"] != DENSE and traces:
             # both models at the dense shape: an upper bound for a ShortGPT variant, whose pruned copy is smaller
             add(cell, divergence_step(dense_shape, device, engine, dtype, min(traces, p.count * sequences),
-                                      p.prompt_max + max(cfg.budgets), options.divergence_batch,
-                                      options.divergence_slice))
+                                      p.prompt_max + max(cfg.budgets), *_divergence_settings(cell, options)))
 
 
 # ------------------------------------------------------------------------------------------- CLI
@@ -311,9 +329,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--answer-mean", type=int, default=200, help="assumed mean answer tokens (default 200)")
     parser.add_argument("--engine-start", type=float, default=120.0, help="seconds per vLLM engine start (default 120)")
     parser.add_argument("--max-num-seqs", type=int, default=256, help="vLLM's max_num_seqs (default 256)")
-    parser.add_argument("--divergence-batch", type=int, default=1, help="traces per divergence forward pass")
-    parser.add_argument("--divergence-slice", type=int, default=1024,
-                        help="positions per logits slice in the divergence step (0: whole traces, the old code)")
+    parser.add_argument("--divergence-batch", type=int, default=None,
+                        help="traces per divergence forward pass (default: as 04's code runs them)")
+    parser.add_argument("--divergence-slice", type=int, default=None, help="positions per logits slice in the "
+                        "divergence step (default: as 04's code runs it; 0: whole traces, the batched code)")
     parser.add_argument("--max-gen-tokens", type=int, default=None,
                         help="plan with this thinking + answer allowance (s1's max_gen_toks, e.g. 32768)")
     parser.add_argument("--steps", action="store_true", help="print every step of every cell, not only each cell's peak")
@@ -324,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
     engine = EngineModel(throughput=args.throughput, engine_start_s=args.engine_start, max_num_seqs=args.max_num_seqs,
                          **changes)
     options = PlanOptions(gpu=args.gpu, gpu_memory=args.gpu_memory, engine=engine, answer_mean=args.answer_mean,
-                          divergence_batch=args.divergence_batch, divergence_slice=args.divergence_slice or None,
+                          divergence_batch=args.divergence_batch, divergence_slice=args.divergence_slice,
                           max_gen_tokens=args.max_gen_tokens)
     plan = plan_study(load_study(args.study, models=args.model), options=options)
     print(plan.text(per_step=args.steps))
