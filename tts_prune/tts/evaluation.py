@@ -33,6 +33,7 @@ from .grading import DEFAULT_TIMEOUT_S, grade_answer
 from .results import ResultStore, load_results, record_key  # noqa: F401  (load_results re-exported)
 from .stream import Job, chunked_stream
 
+DEFAULT_FLUSH_SECONDS = 10.0  # a kill loses at most this much graded work; an hour's run makes ~360 shards
 COLUMNS = ["problem_id", "budget", "seed", "correct", "no_answer", "thinking_tokens", "capped", "answer_tokens",
            "answer_capped", "waits", "benchmark", "model", "recipe", "prediction"]
 
@@ -189,9 +190,6 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     frame = frame.drop_duplicates("key", keep="last")
     frame = frame[frame["key"].isin(wanted)].sort_values(["problem_id", "seed", "budget"]).reset_index(drop=True)
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
-
-
-DEFAULT_FLUSH_SECONDS = 10.0  # a kill loses at most this much graded work; an hour's run makes ~360 shards
 
 
 class _ShardWriter:
