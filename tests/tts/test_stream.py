@@ -208,7 +208,7 @@ def test_answers_go_in_while_other_traces_still_think_and_the_engine_never_idles
         last_think = max(finished[t] for t in thinking if t.split(":")[0] == number)
         assert added[rid] == last_think
     # Occupancy: every step until the last job was admitted ran with all slots busy.
-    last_admitted = max(step for rid, step in added.items() if rid.endswith(":think:0"))
+    last_admitted = max(step for rid, step in added.items() if rid.split(":")[1:3] == ["think", "0"])
     assert last_admitted > 3 and all(n == fake.slots for n in fake.running_per_step[:last_admitted])
     # The bound on unfinished requests holds for thinking (answers always go in at once).
     events = sorted(fake.log, key=lambda e: (e[2], e[0] == "add"))

@@ -23,6 +23,7 @@ answers everything submitted so far: a barrier engine, used by tests and simple 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass
 
@@ -150,10 +151,11 @@ class ContinuousSweep:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight={max_in_flight} must be >= 1 (unfinished requests in the engine)")
         waiting = deque(enumerate(jobs))
+        run = uuid.uuid4().hex[:8]
         live: dict[str, tuple[_Trace, object]] = {}
 
         def submit(trace: _Trace, owner, ids: list[int], request: Request) -> None:
-            rid = f"{trace.number}:{owner}:{len(trace.wait_starts)}"
+            rid = f"{trace.number}:{owner}:{len(trace.wait_starts)}:{run}"  # unique in an engine that outlives runs
             engine.add(rid, ids, request, trace.number)
             live[rid] = (trace, owner)
             trace.pending += 1
