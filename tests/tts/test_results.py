@@ -187,6 +187,7 @@ def _variants(pair, tmp_path):
         ("format", pair, {"thinking_format": replace(FORMATS["toy"], think_end="</think>")}),
         ("answer cue", pair, {"thinking_format": replace(FORMATS["toy"], answer_cue="Answer: ")}),
         ("answer budget", pair, {"answer_tokens": 4}),
+        ("harness answer allowance", pair, {"max_gen_tokens": 5}),
         ("waits", pair, {"waits": 1}),
         ("min thinking", pair, {"min_thinking": 1}),
         ("temperature", pair, {"temperature": 0.7}),

@@ -247,6 +247,36 @@ def test_max_in_flight_is_validated():
         VLLMBackend("fp", TOK, [2], lambda: None, max_in_flight=0)
 
 
+def test_harness_answer_allowance_is_capped_by_the_context_and_stops_at_end_of_sequence():
+    # s1's lm-eval harness: the answer request is SamplingParams(max_tokens=max_gen_toks, stop=[EOS text]);
+    # vLLM ends it where max_model_len ends. The format's answer stop (<|im_start|>) is not a stop there.
+    texts = prompts(S1_LIKE)[:5]
+    context = max(len(encode(TOK, p)) for p in texts) + 25   # budget-4 answers are cut by the context
+    harness = DecodingConfig(answer_tokens=None, max_gen_tokens=12)
+    fake = FakeStepEngine(slots=4, max_model_len=context)
+    gens = backend(fake).sweep(texts, [0] * 5, [4, 30], S1_LIKE, harness)
+    trigger = TOK.convert_tokens_to_ids("</think>")
+    answers = [(ids, q) for ids, q in fake.received if trigger not in q.stop_token_ids]
+    assert answers and all(q.stop_token_ids == (TOK.eos_token_id,) for _, q in answers)
+    assert all(q.max_tokens == min(12, context - len(ids)) for ids, q in answers)
+    assert {q.max_tokens == 12 for _, q in answers} == {True, False}          # both bounds bind somewhere
+    assert all(g.answer_tokens <= 12 for g in gens)
+    own = FakeStepEngine(slots=4, max_model_len=context)
+    backend(own).sweep(texts, [0] * 5, [4, 30], S1_LIKE, DecodingConfig(answer_tokens=12))
+    im_start = TOK.convert_tokens_to_ids("<|im_start|>")
+    assert all(im_start in q.stop_token_ids and q.max_tokens == 12 for _, q in own.received
+               if trigger not in q.stop_token_ids)
+
+
+def test_max_gen_tokens_is_validated_and_keyed_only_when_set():
+    with pytest.raises(ValueError, match="replaces answer_tokens: set answer_tokens=None"):
+        DecodingConfig(max_gen_tokens=32768)                  # answer_tokens keeps its default 4096
+    with pytest.raises(ValueError, match="max_gen_tokens=0 must be >= 1"):
+        DecodingConfig(answer_tokens=None, max_gen_tokens=0)
+    assert "max_gen_tokens" not in DecodingConfig().describe()  # records made before the key keep their keys
+    assert DecodingConfig(answer_tokens=None, max_gen_tokens=32768).describe()["max_gen_tokens"] == 32768
+
+
 # ----------------------------------------------------------------------------- evaluate: crash safety, resume
 def write_set(path, n):
     path.write_text("".join(json.dumps({"id": f"q{i}", "problem": q, "answer": str(3 * i)}) + "\n"

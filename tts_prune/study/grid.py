@@ -60,6 +60,7 @@ class StudyConfig:
     temperature: float = 0.0  # 0 = greedy
     thinking_format: str | None = None  # s1, qwen3, r1, generic, toy; None: detected (name it per model in overrides)
     answer_tokens: int = 4096  # the answer's own budget after the end of thinking (s1 leaves it thousands)
+    max_gen_tokens: int | None = None  # s1 harness's answer allowance (max_gen_toks, 32768); replaces answer_tokens
     backend: str = "auto"
     limit: int | None = None  # problems per benchmark; None = all
     calibration: tuple[str, ...] = ("gsm8k",)  # calibration sources; more than one makes it an axis of 03/04
@@ -97,6 +98,9 @@ class StudyConfig:
                 fail(f"thinking_format={self.thinking_format!r}", sorted(FORMATS), "Name the model's format, e.g. s1.")
         if self.answer_tokens < 1:
             fail(f"answer_tokens={self.answer_tokens}", "a positive token count", "E.g. answer_tokens: 4096.")
+        if self.max_gen_tokens is not None and self.max_gen_tokens < 1:
+            fail(f"max_gen_tokens={self.max_gen_tokens}", "a positive token count or null",
+                 "E.g. max_gen_tokens: 32768 (the authors' harness), or null for answer_tokens.")
         if self.samples < 1 or not self.seeds:
             fail(f"samples={self.samples}, seeds={list(self.seeds)}", "samples >= 1 and >= 1 seed", "Fix them.")
         if "threads" in self.params:
@@ -301,6 +305,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "budgets": list(cfg.budgets), "samples": cfg.samples, "seeds": list(cfg.seeds),
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,
+                  "max_gen_tokens": cfg.max_gen_tokens or 0,  # papermill literal: 0 is None
                   **calibration, "seed": calibration["calibration_seed"],  # 03-pruning names it `seed`
                   "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,

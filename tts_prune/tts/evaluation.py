@@ -264,6 +264,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--answer-tokens", type=int, default=DEFAULT_ANSWER_TOKENS,
                         help="answer budget after the end of thinking (0: until a stop token)")
+    parser.add_argument("--max-gen-tokens", type=int, default=None,
+                        help="s1 harness's answer allowance (32768 in the paper): replaces --answer-tokens")
     parser.add_argument("--waits", type=int, default=0, help="s1 extension: append 'Wait' up to N times")
     parser.add_argument("--min-thinking", type=int, default=0, help="s1: suppress the end of thinking until N tokens")
     parser.add_argument("--format", default=None, help="thinking format: s1, qwen3, r1, generic, toy (default: detect)")
@@ -282,7 +284,7 @@ def run(args) -> int:
     budgets = [int(b) for b in str(args.budgets).split(",") if b.strip()]
     frame = evaluate(args.model, args.benchmark, budgets, limit=args.limit, samples=args.samples,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                     answer_tokens=args.answer_tokens or None, waits=args.waits, min_thinking=args.min_thinking,
+                     answer_tokens=args.answer_tokens or None, max_gen_tokens=args.max_gen_tokens, waits=args.waits, min_thinking=args.min_thinking,
                      thinking_format=args.format, grade_thinking=args.grade_thinking, backend=args.backend,
                      batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
                      data_parallel_size=args.data_parallel_size, out=args.out,
