@@ -152,7 +152,8 @@ def chunked_reference(engine, prompts, seeds, budgets, fmt, config):
                 owners.append((r, b))
                 forced[(r, b)] = suffix
     outs = engine.generate([ids for ids, _ in asks], [request(config.answer_tokens, s, answer_stops) for _, s in asks])
-    answers = {o: ((ids[:-1], False) if ids and ids[-1] in answer_stops else (ids, True)) for o, ids in zip(owners, outs)}
+    answers = {o: ((ids[:-1], False) if ids and ids[-1] in answer_stops else (ids, True))
+               for o, ids in zip(owners, outs)}
     results = []
     for r in range(len(prompts)):
         for b in budgets:

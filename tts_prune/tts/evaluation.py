@@ -284,7 +284,8 @@ def run(args) -> int:
     budgets = [int(b) for b in str(args.budgets).split(",") if b.strip()]
     frame = evaluate(args.model, args.benchmark, budgets, limit=args.limit, samples=args.samples,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                     answer_tokens=args.answer_tokens or None, max_gen_tokens=args.max_gen_tokens, waits=args.waits, min_thinking=args.min_thinking,
+                     answer_tokens=args.answer_tokens or None, max_gen_tokens=args.max_gen_tokens, waits=args.waits,
+                     min_thinking=args.min_thinking,
                      thinking_format=args.format, grade_thinking=args.grade_thinking, backend=args.backend,
                      batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
                      data_parallel_size=args.data_parallel_size, out=args.out,

@@ -147,7 +147,10 @@ class ContinuousSweep:
                        min_tokens=min(min_tokens, max_tokens) if max_tokens else min_tokens)
 
     def run(self, engine, jobs, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT):
-        """Yield ``(job, generations, seconds from its first submission)`` as each job completes; ``engine`` is a step engine (``as_step_engine``)."""
+        """Yield ``(job, generations, seconds since its first request)`` as each job completes.
+
+        ``engine`` is a step engine (``as_step_engine``); requests left unfinished when the run stops (the consumer
+        closed the generator, or the engine raised) are aborted."""
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight={max_in_flight} must be >= 1 (unfinished requests in the engine)")
         waiting = deque(enumerate(jobs))
