@@ -82,6 +82,8 @@ class BatchSteps:
         self.queue = [entry for entry in self.queue if entry[0] not in dropped]
 
     def __getattr__(self, name):  # close(), max_model_len, ... of the wrapped engine
+        if name == "engine":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(name)
         return getattr(self.engine, name)
 
 
