@@ -34,6 +34,7 @@ class HFEngine:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.context = self.model.config.max_position_embeddings  # vLLM's max_model_len
+        self.max_model_len = self.context
 
     def generate(self, prompts_ids, requests):
         outs = []
@@ -86,7 +87,8 @@ def vllm_on(pair_, tmp_path, **options):
     DecodingConfig(answer_tokens=6, waits=2),
     DecodingConfig(answer_tokens=6, min_thinking=20),
     DecodingConfig(answer_tokens=None),
-], ids=["plain", "waits", "min-thinking", "until-stop"])
+    DecodingConfig(answer_tokens=None, max_gen_tokens=30),
+], ids=["plain", "waits", "min-thinking", "until-stop", "harness-allowance"])
 def test_vllm_request_logic_equals_the_transformers_loop(pair, tmp_path, fmt, config):
     model, tok = pair
     if config.answer_tokens is None:  # until a stop token: bounded by the context, kept short here
@@ -102,9 +104,12 @@ def test_vllm_request_logic_equals_the_transformers_loop(pair, tmp_path, fmt, co
     # every path is covered: capped rows, natural stops, and (extension mode) forced "Wait"s
     assert any(g.capped for g in ours) and (any(not g.capped for g in ours) or config.waits > 0)
     assert any(g.waits for g in ours) == (config.waits > 0)
-    if config.answer_tokens is None:  # an answer that never stops is cut where the context ends
-        assert all(g.answer_tokens == 160 - len(tok(prompts(tok, fmt)[g.index])["input_ids"]) - g.thinking_tokens
-                   - len(tok(g.forced, add_special_tokens=False)["input_ids"]) for g in ours if g.answer_capped)
+    if config.answer_tokens is None:  # an answer that never stops is cut where the context ends (or at the allowance)
+        left = {id(g): 160 - len(tok(prompts(tok, fmt)[g.index])["input_ids"]) - g.thinking_tokens
+                - len(tok(g.forced, add_special_tokens=False)["input_ids"]) for g in ours}
+        allowance = config.max_gen_tokens or 10**9
+        assert all(g.answer_tokens == min(allowance, left[id(g)]) for g in ours if g.answer_capped)
+        assert any(g.answer_capped for g in ours)
     if config.min_thinking:
         assert all(g.thinking_tokens >= config.min_thinking for g in ours if not g.capped)
 

@@ -155,5 +155,8 @@ def test_paper_study_names_each_models_format():
     qwen_budgets = {tuple(c.parameters["budgets"]) for c in cells if c.axes["model"] == "Qwen/Qwen3-8B"}
     assert qwen_budgets == {(512, 1024, 2048, 4096, 8192)}  # the authors' TOKENS, no budget 0
     assert {c.parameters["answer_tokens"] for c in cells} == {4096}
+    assert {c.parameters["max_gen_tokens"] for c in cells} == {32768}   # the authors' harness allowance
+    with pytest.raises(ValueError, match="max_gen_tokens=0"):
+        load_study(paths.ROOT / "studies" / "paper.yaml", max_gen_tokens=0)
     with pytest.raises(ValueError, match="thinking_format='s2'"):
         load_study(paths.ROOT / "studies" / "paper.yaml", thinking_format="s2")

