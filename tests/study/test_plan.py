@@ -83,13 +83,10 @@ BUDGETS = (512, 1024, 2048, 4096, 8192)  # eval_sequential_scaling.sh's TOKENS, 
 
 
 def _answer_allowance(budget: int, prompt: float, context: int, max_gen: int = 32768) -> int:
-    """The answer's max_tokens after prompt + thinking to the budget + 16 forced-end tokens, written out: the
-    stream's rule (harness_answer_limit) where the generation has it, else thinking + answer within max_gen."""
-    from tts_prune.tts import generation
-
+    """The answer's max_tokens after prompt + thinking to the budget + 16 forced-end tokens, written out: s1's
+    harness gives the answer max_gen_toks, and vLLM ends it where the context ends."""
     used = int(prompt) + budget + 16
-    cap = max_gen if hasattr(generation, "harness_answer_limit") else max_gen - budget - 16
-    return max(1, min(cap, context - used))
+    return max(1, min(max_gen, context - used))
 
 
 def test_paper_grid_on_an_h100_fits_and_prices_every_cell(paper_h100):
@@ -300,19 +297,14 @@ def test_the_answer_allowance_of_max_gen_tokens_is_priced():
         assert row["worst_tokens"] == 500 * 3 * (8192 + sum(allowance))
         # the 200-token mean answer, where the allowance leaves that much
         assert row["tokens"] == 500 * 3 * (8192 + sum(min(200, a) for a in allowance))
-    # the 4096 allowance of thinking + answer is below 8192 of thinking: the answer keeps one token
-    assert _answer_allowance(8192, prompt, 32768, 4096) == (4096 if _has_harness_limit() else 1)
+    # the allowance is the answer's own: 4,096 after 8,192 thinking tokens; 32,768 is cut by s1.1's context
+    assert _answer_allowance(8192, prompt, 32768, 4096) == 4096
+    assert _answer_allowance(8192, prompt, 32768) == 32768 - int(prompt) - 8192 - 16
     plan = plan_study(study, options=PlanOptions(gpu="h100-80gb", max_gen_tokens=32768))
     m = plan.models.iloc[0]
     assert m["longest"] > 32768 == m["max_model_len"]  # s1.1's context: the longest sequences get cut
     assert m["at_longest"] == int(m["kv_pool_gib"] * GiB // (m["longest"] * 57_344))
     assert "are cut there" in plan.text()
-
-
-def _has_harness_limit() -> bool:
-    from tts_prune.tts import generation
-
-    return hasattr(generation, "harness_answer_limit")
 
 
 def test_vllm_options_of_the_study_are_followed(tmp_path):

@@ -12,10 +12,9 @@ vLLM's prefix caching is off there (vLLM 0.6's default in s1's era), so that pro
 
 Answers are assumed to average ``answer_mean`` tokens (a stated assumption: read the records' ``answer_tokens``
 after the first cells), never more than their allowance; the worst case fills the allowance. The allowance
-(``allowance``) is ``answer_tokens``, or with ``max_gen_tokens`` (s1 harness's ``max_gen_toks``, 32768 in the
-paper) what the generation code gives the answer: ``tts.generation.harness_answer_limit`` where it exists
-(``min(max_gen_tokens, context - tokens before the answer)``), else thinking and answer together within
-``max_gen_tokens`` (``max_gen_tokens - thinking - forced end``); either way vLLM ends a request where the context
+(``allowance``) is what the generation code gives the answer (``tts.generation.harness_answer_limit``):
+``answer_tokens``, or with ``max_gen_tokens`` (s1 harness's ``max_gen_toks``, 32768 in the paper)
+``min(max_gen_tokens, context - prompt - thinking - forced end)``, as vLLM ends a request where the context
 (``max_model_len``) ends. Thinking is planned to its budget (the upper bound) and prompts at their mean.
 """
 from __future__ import annotations
@@ -84,18 +83,14 @@ def allowance(budget: int, answer_tokens: int, max_gen_tokens: int | None, promp
               context: int | None = None) -> int:
     """The most tokens an answer at ``budget`` may take after ``prompt`` tokens, thinking to the budget and the
     forced end, in a ``context`` of positions (None: no limit); see the module docstring."""
+    from ..tts.generation import DecodingConfig, harness_answer_limit  # the generation's own rule
+
     used = int(prompt) + budget + FORCED_END
     if max_gen_tokens:
-        from ..tts import generation
-
-        limit = getattr(generation, "harness_answer_limit", None)  # the generation's own rule, where it has one
-        if limit is not None:
-            return int(limit(generation.DecodingConfig(answer_tokens=None, max_gen_tokens=max_gen_tokens), used,
-                             context))
-        cap = max(max_gen_tokens - budget - FORCED_END, 1)
-    else:
-        cap = answer_tokens
-    return cap if context is None else max(1, min(cap, int(context) - used))
+        return int(harness_answer_limit(DecodingConfig(answer_tokens=None, max_gen_tokens=max_gen_tokens), used,
+                                        context))
+    # answer_tokens: the generation gives it whole; vLLM still ends the request at the context
+    return answer_tokens if context is None else max(1, min(answer_tokens, int(context) - used))
 
 
 def _answer(budget: int, answer: int | None, allowed: dict) -> int:
