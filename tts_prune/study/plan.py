@@ -123,20 +123,25 @@ def _served(cell, shape: ModelShape) -> ModelShape:
     return shape.without_blocks(int(count))
 
 
-def _divergence_settings(cell, options: PlanOptions) -> tuple[int, int | None]:
-    """(traces per forward pass, positions per logits slice or None for whole traces) of 04's divergence step,
-    as the code runs it unless ``options`` set them: ``trace_divergence`` with a ``slice_size`` streams one
-    trace and ``slice_size`` positions at a time (a 04 parameter ``divergence_slice`` where the notebook has
-    one, else the function's default); without it, the batched code holds ``batch_size`` whole traces."""
+def divergence_settings(batch_size: int, slice_size: int | None = None) -> tuple[int, int | None]:
+    """(traces per forward pass, positions per logits slice or None for whole traces) of a
+    ``trace_divergence(..., batch_size=batch_size[, slice_size=slice_size])`` call, as the installed code runs it:
+    with a ``slice_size`` argument it streams one trace and ``slice_size`` positions at a time (None: the
+    function's default); without one (the batched code) it holds ``batch_size`` whole traces."""
     import inspect
 
     from ..pruning.divergence import trace_divergence
 
     accepted = inspect.signature(trace_divergence).parameters
     if "slice_size" in accepted:
-        code = (1, int(_param(cell, "divergence_slice", accepted["slice_size"].default)))
-    else:
-        code = (int(_param(cell, "batch_size", 16)), None)
+        return 1, int(slice_size or accepted["slice_size"].default)
+    return batch_size, None
+
+
+def _divergence_settings(cell, options: PlanOptions) -> tuple[int, int | None]:
+    """04's divergence step as the code runs it (``divergence_settings`` with the cell's ``batch_size`` and a
+    ``divergence_slice`` parameter where the notebook has one), unless ``options`` set them."""
+    code = divergence_settings(int(_param(cell, "batch_size", 16)), _param(cell, "divergence_slice"))
     batch = options.divergence_batch or code[0]
     slice_ = code[1] if options.divergence_slice is None else (options.divergence_slice or None)
     return batch, slice_
