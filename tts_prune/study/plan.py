@@ -298,7 +298,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
                                    "weights_gib": shape.weight_bytes(dtype) / GiB,
                                    "kv_bytes_per_token": shape.kv_bytes_per_token(dtype), "kv_pool_gib": pool / GiB,
                                    "longest": longest, "max_model_len": max_model_len,
-                                   "at_longest": int(pool // (longest * shape.kv_bytes_per_token(dtype))),
+                                   "at_longest": int(pool // (min(longest, max_model_len) * shape.kv_bytes_per_token(dtype))),
                                    "concurrency": batch, "tokens_per_s": rate, "authors_starts": 0,
                                    "mean_context": variant.context})
     for name, p in benches.items():
