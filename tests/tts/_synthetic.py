@@ -29,8 +29,10 @@ def records(grades: np.ndarray, run: str = "dense", budget: int = 8, model: str 
     allocation, _, sparsity = rest.partition("/")
     recipe = {} if method == "dense" else {"method": method, "allocation": allocation or "uniform",
                                            "sparsity": float(sparsity or 0.5)}
-    seeds = list(range(grades.shape[1])) if seeds is None else list(seeds)
-    rows = [{"problem_id": f"p{p:03d}", "seed": seeds[s], "budget": budget, "correct": bool(grades[p, s]),
-             "model": model, "benchmark": benchmark, "recipe": recipe, **extra}
-            for p in range(grades.shape[0]) for s in range(grades.shape[1])]
-    return pd.DataFrame(rows)
+    problems, count = grades.shape
+    seeds = np.arange(count) if seeds is None else np.asarray(list(seeds))
+    frame = pd.DataFrame({"problem_id": np.repeat([f"p{p:03d}" for p in range(problems)], count),
+                          "seed": np.tile(seeds, problems), "budget": budget,
+                          "correct": grades.reshape(-1).astype(bool), "model": model, "benchmark": benchmark, **extra})
+    frame["recipe"] = [recipe] * len(frame)
+    return frame

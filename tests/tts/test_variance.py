@@ -32,15 +32,19 @@ def test_components_are_the_anova_moments():
     p = 0.5 + rng.uniform(-0.2, 0.2, 12)[:, None] + np.array([-0.3, -0.1, 0.1, 0.3])[None, :]  # a strong seed effect
     y = (rng.random(p.shape) < p).astype(float)
     ms_p, ms_s, ms_e = _anova_by_least_squares(y)
-    fit = variance.components(y)
-    assert fit.var_residual == pytest.approx(ms_e)
-    assert fit.var_problem == pytest.approx(max(0, (ms_p - ms_e) / 4))
-    assert fit.var_seed == pytest.approx(max(0, (ms_s - ms_e) / 12))
-    assert ms_s > ms_e  # this grid shows a seed effect: the seed term is kept
-    assert fit.se ** 2 == pytest.approx((ms_p + ms_s - ms_e) / 48)
+    ms_w = (ms_s * 3 + ms_e * 33) / 36  # within-problem sum of squares = seed + residual sums
+    nested, crossed = variance.components(y), variance.components(y, crossed=True)
+    assert nested.var_seed == pytest.approx(ms_w) and nested.var_problem == pytest.approx(max(0, (ms_p - ms_w) / 4))
+    assert nested.se ** 2 == pytest.approx(ms_p / 48) and nested.df == 11
+    assert crossed.var_seed == pytest.approx(ms_e)
+    assert crossed.var_problem == pytest.approx(max(0, (ms_p - ms_e) / 4))
+    assert nested.var_seed_shift == crossed.var_seed_shift == pytest.approx(max(0, (ms_s - ms_e) / 12))
+    assert nested.seed_shift_p == pytest.approx(sps.f.sf(ms_s / ms_e, 3, 33)) and nested.seed_shift_p < 0.05
+    assert ms_s > ms_e  # this grid shows a seed effect: the crossed interval keeps the seed term
+    assert crossed.se ** 2 == pytest.approx((ms_p + ms_s - ms_e) / 48)
+    assert nested.seed_sd == pytest.approx(np.std(y.mean(axis=0), ddof=1))
     flat = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 1], [0, 1, 0.0]])  # column means equal: MS_S = 0 < MS_E
-    assert variance.components(flat).se ** 2 == pytest.approx(_anova_by_least_squares(flat)[0] / 12)
-    assert fit.seed_sd == pytest.approx(np.std(y.mean(axis=0), ddof=1))
+    assert variance.components(flat, crossed=True).se ** 2 == pytest.approx(_anova_by_least_squares(flat)[0] / 12)
 
 
 def test_one_seed_is_the_classic_interval_over_problems():
@@ -50,18 +54,30 @@ def test_one_seed_is_the_classic_interval_over_problems():
     assert (low, high) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("problems,seeds,mean,wp,ws", [(30, 3, 0.5, 0.4, 0.15), (40, 8, 0.3, 0.25, 0.05)])
-def test_simulated_studies_recover_components_and_cover(problems, seeds, mean, wp, ws):
+@pytest.mark.parametrize("problems,seeds,mean,wp,ws,crossed", [
+    (30, 3, 0.5, 0.4, 0.0, False), (40, 8, 0.3, 0.25, 0.0, False),     # independent seeds: the default model
+    (30, 3, 0.5, 0.4, 0.15, True), (40, 8, 0.3, 0.25, 0.05, True)])    # seeds that shift every problem
+def test_simulated_studies_recover_components_and_cover(problems, seeds, mean, wp, ws, crossed):
     rng = np.random.default_rng(problems * seeds)
-    fits = [variance.components(additive_grid(rng, problems, seeds, mean, wp, ws)[3]) for _ in range(400)]
+    fits = [variance.components(additive_grid(rng, problems, seeds, mean, wp, ws)[3], crossed) for _ in range(400)]
     coverage = np.mean([f.interval()[0] <= mean <= f.interval()[1] for f in fits])
     assert 0.90 <= coverage <= 0.99
     vp, vs, ve = true_components(mean, wp, ws)
     assert np.mean([f.var_problem for f in fits]) == pytest.approx(vp, rel=0.1)
-    assert np.mean([f.var_residual for f in fits]) == pytest.approx(ve, rel=0.05)
-    assert np.mean([f.var_seed for f in fits]) == pytest.approx(vs, abs=0.003)  # clipped at 0: small upward bias
+    assert np.mean([f.var_seed for f in fits]) == pytest.approx(ve + (0 if crossed else vs), rel=0.05)
+    assert np.mean([f.var_seed_shift for f in fits]) == pytest.approx(vs, abs=0.003)  # clipped at 0: biased up a bit
     shares = pd.DataFrame([f.shares() for f in fits]).mean()
     assert shares["share_problem"] == pytest.approx(vp / (vp + vs + ve), abs=0.04)
+    if not crossed:  # no seed effect: its F-test rejects at its level
+        assert np.mean([f.seed_shift_p < 0.05 for f in fits]) < 0.09
+
+
+def test_a_seed_shift_breaks_the_nested_interval_and_the_crossed_one_holds():
+    rng = np.random.default_rng(9)
+    grids = [additive_grid(rng, 40, 5, 0.5, 0.2, 0.2)[3] for _ in range(300)]
+    cover = {c: np.mean([(lambda f: f.interval()[0] <= 0.5 <= f.interval()[1])(variance.components(g, c))
+                         for g in grids]) for c in (False, True)}
+    assert cover[False] < 0.85 and 0.90 <= cover[True] <= 0.99
 
 
 def test_paired_interval_covers_a_known_difference_and_holds_its_level():
@@ -70,8 +86,8 @@ def test_paired_interval_covers_a_known_difference_and_holds_its_level():
     for delta in (-0.1, 0.0):
         for _ in range(300):
             a, b, p, dense = additive_grid(rng, 30, 3, 0.55, 0.35, 0.1)
-            # pruned: the same problems and seed shifts, a problem-specific and a seed-specific change on top
-            shift = delta + rng.uniform(-0.08, 0.08, 30)[:, None] + rng.uniform(-0.1, 0.1, 3)[None, :]
+            # pruned: the same problems and seed shifts, a problem-specific change on top
+            shift = delta + rng.uniform(-0.15, 0.15, 30)[:, None]
             pruned = (rng.random(p.shape) < np.clip(p + shift, 0, 1)).astype(float)
             fit = variance.components(pruned - dense)
             hits.append(fit.interval()[0] <= delta <= fit.interval()[1])

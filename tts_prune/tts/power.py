@@ -3,16 +3,16 @@
 A paired comparison (pruned vs dense on the same problems and seeds) estimates ``d = mean(y_pruned - y_dense)``
 over a (P problems x S seeds) grid; with the crossed components of the differences (``tts_prune.tts.variance``)
 
-    Var(d_hat) = s2_problem / P + s2_seed / S + s2_residual / (P S)
+    Var(d_hat) = var_problem / P + var_seed / (P S)  [+ var_seed_shift / S with a seed main effect, crossed=True]
 
 A two-sided level-``alpha`` test has power ``power`` against a true difference ``d`` when
 ``(z_{1-alpha/2} + z_{power}) * SE <= |d|`` (the normal approximation of every power calculation for a
 difference of means, e.g. Chow, Shao & Wang, "Sample Size Calculations in Clinical Research", ch. 3), so
 
-- **before** (``problems_needed``): for each seed count S, the smallest P meeting it; none when the seed term
-  alone, ``s2_seed / S``, is already too large (then only more seeds help);
+- **before** (``problems_needed``): for each seed count S, the smallest P meeting it; none when a seed main
+  effect alone, ``var_seed_shift / S``, is already too large (then only more seeds help);
 - **after** (``minimum_detectable_difference``): ``(t_{1-alpha/2, df} + t_{power, df}) * SE`` of a finished
-  comparison, its Satterthwaite ``df`` from the fit: a "no significant difference" with an MDD of 0.20 says the
+  comparison (``df`` from the fit): a "no significant difference" with an MDD of 0.20 says the
   run could not tell, not that pruning changed nothing.
 
 ``power_table`` takes the variance of the differences from pilot records (a study's own, or a smaller one): the
@@ -53,43 +53,48 @@ def minimum_detectable_difference(se: float, df: float = np.inf, alpha: float = 
     return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * se)
 
 
-def problems_needed(var_problem: float, var_seed: float, var_residual: float, d: float, seeds: int,
+def problems_needed(var_problem: float, var_seed: float, d: float, seeds: int, var_seed_shift: float = 0.0,
                     alpha: float = 0.05, power: float = 0.8) -> float:
     """Smallest number of problems P with ``(z_{1-alpha/2} + z_power) * SE(P, seeds) <= d``; ``inf`` when no P
-    suffices at this many seeds (the seed term ``var_seed / seeds`` alone exceeds the budget)."""
+    suffices at this many seeds (the seed main effect ``var_seed_shift / seeds`` alone exceeds the budget)."""
     _check(alpha, power)
     if d <= 0 or seeds < 1:
         raise ValueError(f"d={d} must be > 0 and seeds={seeds} >= 1")
     budget = (d / (sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power))) ** 2   # the variance d_hat may have
-    room = budget - var_seed / seeds
+    room = budget - var_seed_shift / seeds
     if room <= 0:
         return float("inf")
-    return float(max(2, math.ceil((var_problem + var_residual / seeds) / room - 1e-12)))
+    return float(max(2, math.ceil((var_problem + var_seed / seeds) / room - 1e-12)))
 
 
-def _pilot(df: pd.DataFrame, keys) -> tuple[dict, str]:
+COMPONENTS = ("var_problem", "var_seed", "var_seed_shift")
+
+
+def _pilot(df: pd.DataFrame, keys, crossed: bool) -> tuple[dict, str]:
     """Mean components of the paired differences in ``df`` (one model and benchmark), and where they came from."""
-    paired = paired_variance(df, keys=list(keys) + ["budget"]) if (df["method"] == DENSE).any() else pd.DataFrame()
+    paired = (paired_variance(df, keys=list(keys) + ["budget"], crossed=crossed) if (df["method"] == DENSE).any()
+              else pd.DataFrame())
     if not paired.empty:
-        comps = {k: float(paired[k].mean()) for k in ("var_problem", "var_seed", "var_residual")}
+        comps = {k: float(paired[k].mean()) for k in COMPONENTS}
         return {**comps, "pilot_problems": int(paired["problems"].max()), "pilot_seeds": int(paired["seeds"].max()),
                 "comparisons": len(paired)}, "paired pruned - dense"
-    fits = [components(m) for _, g in df.groupby(["run", "budget"]) if (m := grid(g)).shape[0] >= 2]
+    fits = [components(m, crossed) for _, g in df.groupby(["run", "budget"]) if (m := grid(g)).shape[0] >= 2]
     if not fits:
         raise ValueError("the pilot records have no (run, budget) with 2 problems or more; nothing to estimate from")
-    comps = {k: 2 * float(np.mean([getattr(f, k) for f in fits])) for k in ("var_problem", "var_seed", "var_residual")}
+    comps = {k: 2 * float(np.mean([getattr(f, k) for f in fits])) for k in COMPONENTS}
     return {**comps, "pilot_problems": max(f.problems for f in fits), "pilot_seeds": max(f.seeds for f in fits),
             "comparisons": 0}, "one run, doubled (no dense baseline)"
 
 
 def power_table(df: pd.DataFrame, d: Sequence[float] = D_VALUES, power: float = 0.8, alpha: float = 0.05,
-                seeds: Sequence[int] = SEED_COUNTS, by=("model", "benchmark")) -> pd.DataFrame:
+                seeds: Sequence[int] = SEED_COUNTS, by=("model", "benchmark"), crossed: bool = False) -> pd.DataFrame:
     """Problems needed per (``by`` group, d, seed count) for a paired pruned-vs-dense test, from pilot records.
 
     ``df``: the records frame of ``tts_prune.load_results`` (the run labels of ``explorer.runs`` are added when
     missing). Columns: the ``by`` keys, ``d``, ``seeds``, ``problems_needed`` (``inf``: not reachable with that
     many seeds), ``records_needed`` (problems x seeds per run and budget), the pilot's components, size and
-    ``source``; ``seed_split`` is False when the pilot had one seed (the conservative case above)."""
+    ``source``; ``seed_split`` is False when the pilot had one seed (the conservative case above). ``crossed``:
+    plan for a seed main effect too (``tts_prune.tts.variance``); the default plans for independent seeds."""
     _check(alpha, power)
     if "run" not in df.columns or "method" not in df.columns:
         from ..study.explorer import runs
@@ -98,11 +103,11 @@ def power_table(df: pd.DataFrame, d: Sequence[float] = D_VALUES, power: float = 
     by = [c for c in by if c in df.columns]
     rows = []
     for key, group in df.groupby(by, sort=True):
-        pilot, source = _pilot(group, by)
+        pilot, source = _pilot(group, by, crossed)
         for effect in d:
             for s in seeds:
-                needed = problems_needed(pilot["var_problem"], pilot["var_seed"], pilot["var_residual"], effect, s,
-                                         alpha, power)
+                needed = problems_needed(pilot["var_problem"], pilot["var_seed"], effect, s,
+                                         pilot["var_seed_shift"] if crossed else 0.0, alpha, power)
                 rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "d": effect, "seeds": s,
                              "problems_needed": needed, "records_needed": needed * s, "power": power,
                              "alpha": alpha, **pilot, "seed_split": pilot["pilot_seeds"] > 1, "source": source})
@@ -116,6 +121,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--power", type=float, default=0.8, help="power of the paired test (default 0.8)")
     parser.add_argument("--alpha", type=float, default=0.05, help="two-sided level per test (default 0.05)")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEED_COUNTS), help="seed counts to plan for")
+    parser.add_argument("--crossed", action="store_true", help="plan for a seed main effect (a seed that shifts "
+                        "every problem), not only independent seeds")
 
 
 def run(args) -> int:
@@ -126,12 +133,13 @@ def run(args) -> int:
     records = load_results(root)
     if records.empty:
         raise ValueError(f"no records under {root}; run a study (or 04-tts-scaling) first, or pass --results DIR")
-    table = power_table(records, d=args.d, power=args.power, alpha=args.alpha, seeds=args.seeds)
+    table = power_table(records, d=args.d, power=args.power, alpha=args.alpha, seeds=args.seeds, crossed=args.crossed)
     for (model, benchmark), part in table.groupby(["model", "benchmark"], sort=True):
         first = part.iloc[0]
         print(f"{model} · {benchmark}: pilot {first['pilot_problems']} problems x {first['pilot_seeds']} seeds, "
-              f"{first['comparisons']} comparisons ({first['source']}); variance of a paired difference: problems "
-              f"{first['var_problem']:.4f}, seeds {first['var_seed']:.4f}, residual {first['var_residual']:.4f}")
+              f"{first['comparisons']} comparisons ({first['source']}); variance of a paired difference: between "
+              f"problems {first['var_problem']:.4f}, between seeds {first['var_seed']:.4f} (seed main effect "
+              f"{first['var_seed_shift']:.4f}{', planned for' if args.crossed else ', not planned for: --crossed'})")
         if not first["seed_split"]:
             print("  one pilot seed: seed variance cannot be split from problem variance; all of it is put on "
                   "problems (conservative: more seeds are assumed not to help)")

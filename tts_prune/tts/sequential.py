@@ -13,8 +13,8 @@ interval is built at level ``1 - alpha / K`` (Bonferroni over looks). By the uni
 look's interval misses the true accuracy is at most ``alpha``, so the interval reported at the stop covers with
 probability at least ``1 - alpha`` whatever the stopping rule does (the simplest alpha-spending rule; a
 Pocock or O'Brien-Fleming boundary would be less conservative, and so would a confidence sequence, Howard et
-al., arXiv 1810.08240). The intervals are the t intervals of ``variance.components``, nominal for a fixed
-design; the tests check coverage at the stop by simulation. Skipping looks (adding several seeds at once when
+al., arXiv 1810.08240). The intervals are the t intervals of ``variance.components`` (independent seeds), nominal for
+a fixed design; the tests check coverage at the stop by simulation. Skipping looks (adding several seeds at once when
 the projection says so) only uses fewer of the K looks, so the bound holds.
 """
 from __future__ import annotations
@@ -49,32 +49,22 @@ def _width(fit, level: float) -> float:
 
 def _projected_width(fit, seeds: int, level: float) -> float:
     # the same components at another seed count, with the normal quantile (df unknown before the data)
-    var = fit.var_problem / fit.problems + fit.var_seed / seeds + fit.var_residual / (fit.problems * seeds)
+    var = fit.var_problem / fit.problems + fit.var_seed / (fit.problems * seeds)
     return float(2 * sps.norm.ppf(0.5 + level / 2) * np.sqrt(var))
 
 
-def more_seeds(records: pd.DataFrame, target_ci_width: float, max_seeds: int, start_seeds: int | None = None,
-               alpha: float = 0.05, by: Sequence[str] = ("budget",)) -> dict:
-    """The rule: ``stop`` (bool), ``reason``, ``next_seeds`` (seed values to evaluate next, [] at a stop),
-    ``width`` (the widest interval over the ``by`` groups, at this look's level), ``level`` (1 - alpha/K),
-    ``seeds`` (count so far) and ``table`` (per group: avg@k, its interval and width).
-
-    ``records``: one cell's records so far (one run and benchmark; several budgets). ``start_seeds``: the seed
-    count the cell started with (default: the count so far, i.e. this is the first look)."""
+def decide(grids: dict, target_ci_width: float, max_seeds: int, start_seeds: int, alpha: float = 0.05) -> dict:
+    """The rule on (problems, seeds) grade grids, one per group (budget): ``stop``, ``reason``, ``add`` (how many
+    seeds to add), ``width`` (the widest interval, at this look's level ``level`` = 1 - alpha/K) and ``table``."""
     _check(target_ci_width, max_seeds, alpha)
-    seen = sorted(pd.unique(records["seed"]).tolist())
-    count = len(seen)
-    level = 1 - alpha / looks(start_seeds or count, max_seeds)
-    rows, fits = [], []
-    for key, group in records.groupby(list(by), sort=True):
-        fit = components(grid(group))
-        low, high = fit.interval(level)
-        fits.append(fit)
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "avg_at_k": fit.mean,
-                     "ci_low": low, "ci_high": high, "width": high - low, "seeds": fit.seeds})
-    table = pd.DataFrame(rows)
+    fits = {key: components(matrix) for key, matrix in grids.items()}
+    count = min(f.seeds for f in fits.values())
+    level = 1 - alpha / looks(start_seeds, max_seeds)
+    table = pd.DataFrame([{"group": key, "avg_at_k": f.mean, "ci_low": f.interval(level)[0],
+                           "ci_high": f.interval(level)[1], "seeds": f.seeds} for key, f in fits.items()])
+    table["width"] = table["ci_high"] - table["ci_low"]
     width = float(table["width"].max())
-    decision = {"seeds": count, "level": level, "width": width, "table": table, "next_seeds": []}
+    decision = {"seeds": count, "level": level, "width": width, "table": table, "add": 0}
 
     def stop(reason):
         return {**decision, "stop": True, "reason": reason}
@@ -83,18 +73,28 @@ def more_seeds(records: pd.DataFrame, target_ci_width: float, max_seeds: int, st
         return stop(f"every interval is at most {target_ci_width:g} wide ({width:.3f})")
     if count >= max_seeds:
         return stop(f"max_seeds={max_seeds} reached; widest interval {width:.3f} > {target_ci_width:g}")
-    floor = max(_projected_width(f, 10 ** 9, level) for f in fits)
+    if count > 1 and all(f.var_seed == 0 for f in fits.values()):
+        return stop("the seeds do not vary (every seed grades every problem alike, e.g. greedy decoding)")
+    floor = max(_projected_width(f, 10 ** 9, level) for f in fits.values())
     if floor >= target_ci_width:
         return stop(f"more seeds cannot reach {target_ci_width:g}: the problem term alone gives {floor:.3f}; "
                     "evaluate more problems instead")
-    if count > 1 and all(f.var_seed + f.var_residual == 0 for f in fits):
-        return stop("the seeds do not vary (every seed grades every problem alike, e.g. greedy decoding)")
     # the fewest seeds the current components project to be enough, at least one more, at most max_seeds
     wanted = next((s for s in range(count + 1, max_seeds + 1)
-                   if max(_projected_width(f, s, level) for f in fits) <= target_ci_width), max_seeds)
-    new = [s for s in range(max(seen) + 1, max(seen) + 1 + wanted - count)]
-    return {**decision, "stop": False, "next_seeds": new,
+                   if max(_projected_width(f, s, level) for f in fits.values()) <= target_ci_width), max_seeds)
+    return {**decision, "stop": False, "add": wanted - count,
             "reason": f"widest interval {width:.3f} > {target_ci_width:g}; {wanted} seeds projected to suffice"}
+
+
+def more_seeds(records: pd.DataFrame, target_ci_width: float, max_seeds: int, start_seeds: int | None = None,
+               alpha: float = 0.05, by: Sequence[str] = ("budget",)) -> dict:
+    """``decide`` on a cell's records so far (one run and benchmark; its budgets are the groups ``by``), plus
+    ``next_seeds``: the seed values to evaluate next (the next unused integers; [] at a stop).
+    ``start_seeds``: the seed count the cell started with (default: the count so far, i.e. the first look)."""
+    seen = sorted(pd.unique(records["seed"]).tolist())
+    grids = {key: grid(group) for key, group in records.groupby(list(by), sort=True)}
+    decision = decide(grids, target_ci_width, max_seeds, start_seeds or len(seen), alpha)
+    return {**decision, "next_seeds": list(range(max(seen) + 1, max(seen) + 1 + decision["add"]))}
 
 
 def seeds_until_precise(evaluate_seeds: Callable[[list], pd.DataFrame], seeds: Sequence[int], target_ci_width: float,
