@@ -39,6 +39,8 @@ import pandas as pd
 from scipy import stats as sps
 
 BY = ("model", "benchmark", "run", "budget")
+PAIRED_COLUMNS = ["diff", "se", "ci_low", "ci_high", "df", "p_value", "mdd", "problems", "seeds", "var_problem",
+                  "var_seed", "var_seed_shift", "seed_shift_p"]
 DENSE = "dense"
 
 
@@ -202,4 +204,4 @@ def paired_variance(df: pd.DataFrame, keys=("model", "benchmark", "budget"), alp
         except ValueError:
             continue  # fewer than two shared problems: nothing to test
         rows.append({**dict(zip(list(keys) + ["run"], key)), **result})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(keys) + ["run"] + PAIRED_COLUMNS)
