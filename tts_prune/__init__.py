@@ -59,7 +59,7 @@ _EXPORTS = {
     "variance_components": "tts.variance",
     "paired_variance": "tts.variance",
     "power_table": "tts.power",
-    "minimum_detectable_difference": "tts.power",
+    "minimum_detectable_difference": "tts.variance",
     "more_seeds": "tts.sequential",
     "seeds_until_precise": "tts.sequential",
     "scaling_slopes": "tts.slopes",

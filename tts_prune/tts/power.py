@@ -33,24 +33,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .variance import DENSE, components, grid, paired_variance
+from .variance import DENSE, _check_levels as _check, components, grid, minimum_detectable_difference, paired_variance
 
 D_VALUES = (0.05, 0.10)
 SEED_COUNTS = (1, 2, 3, 5, 10)
-
-
-def _check(alpha: float, power: float) -> None:
-    if not 0 < alpha < 1 or not 0 < power < 1:
-        raise ValueError(f"alpha={alpha} and power={power} must both lie in (0, 1); e.g. alpha=0.05, power=0.8")
-
-
-def minimum_detectable_difference(se: float, df: float = np.inf, alpha: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true difference a two-sided level-``alpha`` t-test with standard error ``se`` and ``df``
-    degrees of freedom detects with probability ``power``."""
-    _check(alpha, power)
-    if not df or df <= 0:
-        return float("inf")
-    return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * se)
 
 
 def problems_needed(var_problem: float, var_seed: float, d: float, seeds: int, var_seed_shift: float = 0.0,

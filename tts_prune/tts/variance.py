@@ -126,6 +126,20 @@ def components(matrix, crossed: bool = False) -> Components:
     return Components(mean, P, S, max((ms_p - ms_e) / S, 0.0), ms_e, shift, shift_p, var_mean, df, seed_sd, True)
 
 
+def _check_levels(alpha: float, power: float) -> None:
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"alpha={alpha} and power={power} must both lie in (0, 1); e.g. alpha=0.05, power=0.8")
+
+
+def minimum_detectable_difference(se: float, df: float = np.inf, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Smallest true difference a two-sided level-``alpha`` t-test with standard error ``se`` and ``df``
+    degrees of freedom detects with probability ``power``."""
+    _check_levels(alpha, power)
+    if not df or df <= 0:
+        return float("inf")
+    return float((sps.t.ppf(1 - alpha / 2, df) + sps.t.ppf(power, df)) * se)
+
+
 def _row(keys: dict, fit: Components, level: float) -> dict:
     low, high = fit.interval(level)
     # share of Var(mean) that more seeds would shrink (the problem term is fixed by the problem count)
@@ -165,9 +179,7 @@ def paired_components(pruned: pd.DataFrame, dense: pd.DataFrame, value: str = "c
                       alpha: float = 0.05, power: float = 0.8, crossed: bool = False) -> dict:
     """Pruned minus dense on matched (problem, seed) cells of ONE budget: ``diff`` with its SE, t interval,
     two-sided t-test ``p_value`` and ``mdd`` (the smallest difference detectable at ``alpha`` with ``power``,
-    ``tts_prune.tts.power.minimum_detectable_difference``), plus the components of the differences."""
-    from .power import minimum_detectable_difference
-
+    ``minimum_detectable_difference``), plus the components of the differences."""
     cols = ["problem_id", "seed", value]
     merged = pruned[cols].merge(dense[cols], on=["problem_id", "seed"], suffixes=("_p", "_d"))
     if merged["problem_id"].nunique() < 2:
