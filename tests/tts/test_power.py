@@ -7,7 +7,9 @@ import pytest
 from scipy import stats as sps
 
 from tests.tts._synthetic import additive_grid, records
+import tts_prune
 from tts_prune import cli
+from tts_prune.study import reviewer
 from tts_prune.tts import power, sequential, variance
 from tts_prune.tts.results import ResultStore
 
@@ -63,7 +65,7 @@ def _store_frame(rng, seeds=3, problems=25):
 def test_power_table_and_the_cli_on_a_synthetic_store(tmp_path, capsys):
     df = _store_frame(np.random.default_rng(5))
     ResultStore(tmp_path).append(df.to_dict(orient="records"))
-    table = power.power_table(df, d=(0.05, 0.10), seeds=(1, 3))
+    table = tts_prune.power_table(df, d=(0.05, 0.10), seeds=(1, 3))  # the store's frame, runs labelled
     from tts_prune.study.explorer import runs
 
     pairs = variance.paired_variance(runs(df))  # 2 runs x 2 budgets, computed independently of the table
@@ -71,19 +73,21 @@ def test_power_table_and_the_cli_on_a_synthetic_store(tmp_path, capsys):
     comps = [pairs[k].mean() for k in ("var_problem", "var_seed")]
     for row in table.itertuples():
         assert row.problems_needed == power.problems_needed(*comps, d=row.d, seeds=row.seeds)
-    assert cli.COMMANDS["power"][0] == "tts_prune.tts.power"  # `tts-prune power` dispatches to power.run
+    assert cli.COMMANDS["power"][0] == "tts_prune.study.reviewer"  # `tts-prune power` dispatches to reviewer.run
     parser = argparse.ArgumentParser()
-    power.add_arguments(parser)
-    assert power.run(parser.parse_args(["--results", str(tmp_path), "--seeds", "1", "3"])) == 0
+    reviewer.add_arguments(parser)
+    assert reviewer.run(parser.parse_args(["--results", str(tmp_path), "--seeds", "1", "3"])) == 0
     out = capsys.readouterr().out
     assert "toy · toy-reasoning" in out and "4 comparisons" in out
     for row in table.itertuples():
         assert f"d={row.d:g}: {int(row.problems_needed):>6}" in out
+    with pytest.raises(ValueError, match="explorer.runs"):
+        power.power_table(df)  # the tts function wants labelled runs; tts_prune.power_table labels them
 
 
 def test_a_one_seed_pilot_puts_all_variance_on_problems():
     df = _store_frame(np.random.default_rng(6), seeds=1)
-    table = power.power_table(df, seeds=(1, 5))
+    table = tts_prune.power_table(df, seeds=(1, 5))
     assert not table["seed_split"].any()
     one, five = (table[(table["d"] == 0.1) & (table["seeds"] == s)]["problems_needed"].item() for s in (1, 5))
     assert one == five  # conservative: more seeds are not assumed to help

@@ -22,7 +22,7 @@ side (more seeds are assumed not to help). A pilot without a dense baseline uses
 (two independent runs), conservative again. Multiple comparisons: pass the per-test alpha you will use (e.g.
 ``alpha / m`` for Bonferroni over m tests); the default is the unadjusted 0.05.
 
-``tts-prune power --results DIR`` prints the table for a results store.
+``tts-prune power --results DIR`` prints the table for a results store (``tts_prune.study.reviewer``).
 """
 from __future__ import annotations
 
@@ -76,16 +76,16 @@ def power_table(df: pd.DataFrame, d: Sequence[float] = D_VALUES, power: float = 
                 seeds: Sequence[int] = SEED_COUNTS, by=("model", "benchmark"), crossed: bool = False) -> pd.DataFrame:
     """Problems needed per (``by`` group, d, seed count) for a paired pruned-vs-dense test, from pilot records.
 
-    ``df``: the records frame of ``tts_prune.load_results`` (the run labels of ``explorer.runs`` are added when
-    missing). Columns: the ``by`` keys, ``d``, ``seeds``, ``problems_needed`` (``inf``: not reachable with that
+    ``df``: records with run labels (``explorer.runs``; ``tts_prune.power_table`` adds them to a store's frame).
+    Columns: the ``by`` keys, ``d``, ``seeds``, ``problems_needed`` (``inf``: not reachable with that
     many seeds), ``records_needed`` (problems x seeds per run and budget), the pilot's components, size and
     ``source``; ``seed_split`` is False when the pilot had one seed (the conservative case above). ``crossed``:
     plan for a seed main effect too (``tts_prune.tts.variance``); the default plans for independent seeds."""
     _check(alpha, power)
-    if "run" not in df.columns or "method" not in df.columns:
-        from ..study.explorer import runs
-
-        df = runs(df)
+    missing = [c for c in ("run", "method", "budget") if c not in df.columns]
+    if missing:
+        raise ValueError(f"power_table needs columns {missing}; pass explorer.runs(load_results(...)) or use "
+                         "tts_prune.power_table, which labels the runs")
     by = [c for c in by if c in df.columns]
     rows = []
     for key, group in df.groupby(by, sort=True):
@@ -98,40 +98,3 @@ def power_table(df: pd.DataFrame, d: Sequence[float] = D_VALUES, power: float = 
                              "problems_needed": needed, "records_needed": needed * s, "power": power,
                              "alpha": alpha, **pilot, "seed_split": pilot["pilot_seeds"] > 1, "source": source})
     return pd.DataFrame(rows)
-
-
-# ------------------------------------------------------------------------------------------- CLI
-def add_arguments(parser) -> None:
-    parser.add_argument("--results", default=None, help="results store (default: results/lab/records)")
-    parser.add_argument("--d", type=float, nargs="+", default=list(D_VALUES), help="differences to detect")
-    parser.add_argument("--power", type=float, default=0.8, help="power of the paired test (default 0.8)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="two-sided level per test (default 0.05)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEED_COUNTS), help="seed counts to plan for")
-    parser.add_argument("--crossed", action="store_true", help="plan for a seed main effect (a seed that shifts "
-                        "every problem), not only independent seeds")
-
-
-def run(args) -> int:
-    from .. import paths
-    from .results import load_results
-
-    root = args.results or paths.RESULTS_DIR / "lab" / "records"
-    records = load_results(root)
-    if records.empty:
-        raise ValueError(f"no records under {root}; run a study (or 04-tts-scaling) first, or pass --results DIR")
-    table = power_table(records, d=args.d, power=args.power, alpha=args.alpha, seeds=args.seeds, crossed=args.crossed)
-    for (model, benchmark), part in table.groupby(["model", "benchmark"], sort=True):
-        first = part.iloc[0]
-        print(f"{model} · {benchmark}: pilot {first['pilot_problems']} problems x {first['pilot_seeds']} seeds, "
-              f"{first['comparisons']} comparisons ({first['source']}); variance of a paired difference: between "
-              f"problems {first['var_problem']:.4f}, between seeds {first['var_seed']:.4f} (seed main effect "
-              f"{first['var_seed_shift']:.4f}{', planned for' if args.crossed else ', not planned for: --crossed'})")
-        if not first["seed_split"]:
-            print("  one pilot seed: seed variance cannot be split from problem variance; all of it is put on "
-                  "problems (conservative: more seeds are assumed not to help)")
-        wide = part.pivot(index="seeds", columns="d", values="problems_needed")
-        print(f"  problems needed at {args.power:.0%} power, two-sided alpha {args.alpha:g} (rows: seeds; columns: d)")
-        for seeds, row in wide.iterrows():
-            cells = "  ".join(f"d={d:g}: {'unreachable' if math.isinf(v) else int(v):>6}" for d, v in row.items())
-            print(f"  {seeds:>3} seeds  {cells}")
-    return 0
