@@ -28,7 +28,8 @@ def _legend_clear_of_axes(fig):
 def test_run_styles_colour_by_method_line_by_allocation_marker_by_sparsity():
     styles = plots.run_styles(RUNS)
     assert styles["dense"]["color"] == "black" and styles["dense"]["linewidth"] > styles["wanda/owl/0.2"]["linewidth"]
-    assert styles["wanda/owl/0.2"]["color"] == styles["wanda/uniform/0.5"]["color"] != styles["magnitude/owl/0.2"]["color"]
+    assert styles["wanda/owl/0.2"]["color"] == styles["wanda/uniform/0.5"]["color"]
+    assert styles["wanda/owl/0.2"]["color"] != styles["magnitude/owl/0.2"]["color"]
     assert styles["wanda/owl/0.2"]["linestyle"] == styles["magnitude/owl/0.5"]["linestyle"]
     assert styles["wanda/owl/0.2"]["linestyle"] != styles["wanda/layerif/0.2"]["linestyle"]
     assert styles["wanda/owl/0.5/self-traces"]["linestyle"] != styles["wanda/owl/0.5"]["linestyle"]  # calibration

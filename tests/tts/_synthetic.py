@@ -22,8 +22,8 @@ def true_components(mean: float, problem_halfwidth: float, seed_halfwidth: float
     return vp, vs, mean - mean ** 2 - vp - vs
 
 
-def records(grades: np.ndarray, run: str = "dense", budget: int = 8, model: str = "toy", benchmark: str = "toy-reasoning",
-            seeds=None, **extra) -> pd.DataFrame:
+def records(grades: np.ndarray, run: str = "dense", budget: int = 8, model: str = "toy",
+            benchmark: str = "toy-reasoning", seeds=None, **extra) -> pd.DataFrame:
     """A records frame as the store returns it (recipe dict included) for a (problems, seeds) grade matrix."""
     method, _, rest = run.partition("/")
     allocation, _, sparsity = rest.partition("/")

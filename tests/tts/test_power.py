@@ -39,7 +39,8 @@ def test_planned_problems_reach_the_planned_power():
     assert by_seeds == sorted(by_seeds, reverse=True)
     half = power.problems_needed(pilot.var_problem, pilot.var_seed, 0.075, 3)
     assert half / needed == pytest.approx(4, rel=0.1)
-    assert power.problems_needed(0.01, 0.2, d=0.05, seeds=2, var_seed_shift=0.05) == float("inf")  # the shift alone is too big
+    # a seed main effect alone too big for the budget: no number of problems suffices
+    assert power.problems_needed(0.01, 0.2, d=0.05, seeds=2, var_seed_shift=0.05) == float("inf")
 
 
 def test_minimum_detectable_difference_is_detected_with_the_stated_power():

@@ -87,7 +87,8 @@ def claims_table(df: pd.DataFrame, alpha: float = 0.05, margin: float = 0.05, sl
     if table.empty:
         return pd.DataFrame(columns=COLUMNS)
     rank = table["verdict"].map(lambda v: 0 if v == "supported" else (2 if v == "cannot tell" else 1))
-    return table.assign(_rank=rank).sort_values(["_rank", "p_holm"]).drop(columns="_rank")[COLUMNS].reset_index(drop=True)
+    ordered = table.assign(_rank=rank).sort_values(["_rank", "p_holm"])
+    return ordered[COLUMNS].reset_index(drop=True)
 
 
 def summary(table: pd.DataFrame) -> str:

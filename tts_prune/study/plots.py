@@ -192,7 +192,8 @@ def thinking_tokens(records: pd.DataFrame, hue: str = "run") -> plt.Figure:
     """"Overthinking": mean thinking tokens used (left, 95% CI band) and share of traces cut at the cap (right)
     vs budget; one style per run (``run_styles``), the legend beside the panels."""
     _require(records, ["budget", "thinking_tokens", "capped", hue], "thinking_tokens")
-    data = records.assign(capped=records["capped"].astype(float), thinking_tokens=records["thinking_tokens"].astype(float))
+    data = records.assign(capped=records["capped"].astype(float),
+                          thinking_tokens=records["thinking_tokens"].astype(float))
     stats = data.groupby([hue, "budget"]).agg(tokens=("thinking_tokens", "mean"), sem=("thinking_tokens", "sem"),
                                               capped=("capped", "mean")).reset_index()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(4.0, 0.19 * stats[hue].nunique() + 1.2)))

@@ -26,7 +26,8 @@ def cross_benchmark(df: pd.DataFrame, choose: Sequence[str] = ("allocation",), b
     sorted order. ``tune_on``: fixed tuning benchmarks (others held out); default: leave one benchmark out."""
     from .explorer import at_largest_budget
 
-    missing = [c for c in list(choose) + [c for c in by if c not in choose] + ["benchmark", "correct", "method"] if c not in df.columns]
+    needed = list(choose) + [c for c in by if c not in choose] + ["benchmark", "correct", "method"]
+    missing = [c for c in needed if c not in df.columns]
     if missing:
         raise ValueError(f"cross_benchmark needs columns {missing}; pass explorer.runs(load_results(...)) and add "
                          "the hyper-parameter columns you search")

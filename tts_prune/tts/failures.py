@@ -79,7 +79,9 @@ def classify(records: pd.DataFrame) -> pd.Series:
     if missing:
         raise ValueError(f"failure classes need columns {missing}; pass the records of tts_prune.load_results")
     kinds = {b: _kind(b) for b in records["benchmark"].unique()}
-    flag = lambda name: records[name].fillna(False).astype(bool) if name in records else pd.Series(False, records.index)  # noqa: E731
+    def flag(name):
+        return records[name].fillna(False).astype(bool) if name in records else pd.Series(False, records.index)
+
     correct, no_answer = flag("correct"), flag("no_answer")
     out = pd.Series("wrong", index=records.index, dtype=object)
     out[no_answer & ~flag("capped")] = "no answer, natural stop"

@@ -42,11 +42,6 @@ def looks(start_seeds: int, max_seeds: int) -> int:
     return max(1, max_seeds - start_seeds + 1)
 
 
-def _width(fit, level: float) -> float:
-    low, high = fit.interval(level)
-    return float(high - low)
-
-
 def _projected_width(fit, seeds: int, level: float) -> float:
     # the same components at another seed count, with the normal quantile (df unknown before the data)
     var = fit.var_problem / fit.problems + fit.var_seed / (fit.problems * seeds)

@@ -164,7 +164,8 @@ def variance_components(df: pd.DataFrame, by=BY, level: float = 0.95, crossed: b
     its SE and t interval (``ci_low``, ``ci_high``, ``df``), the spread of the per-seed accuracies (``seed_sd``),
     the variance components and their shares (``var_problem``, ``var_seed``, ``var_seed_shift`` with its F-test
     ``seed_shift_p``), and ``se_share_seeds``: the share of the squared SE that more seeds would remove.
-    ``crossed``: put the seed main effect in the interval (see the module docstring). ``df`` is the records frame (``tts_prune.load_results``, or
+    ``crossed``: put the seed main effect in the interval (see the module docstring).
+    ``df`` is the records frame (``tts_prune.load_results``, or
     ``explorer.runs`` of it for the ``run`` column)."""
     rows = []
     for keys, group in _groups(df, by):
