@@ -39,6 +39,8 @@ import pandas as pd
 from scipy import stats as sps
 
 BY = ("model", "benchmark", "run", "budget")
+COLUMNS = ("problems", "seeds", "avg_at_k", "se", "ci_low", "ci_high", "df", "seed_sd", "var_problem", "var_seed",
+           "var_seed_shift", "seed_shift_p", "share_problem", "share_seed", "share_seed_shift", "se_share_seeds")
 PAIRED_COLUMNS = ["diff", "se", "ci_low", "ci_high", "df", "p_value", "mdd", "problems", "seeds", "var_problem",
                   "var_seed", "var_seed_shift", "seed_shift_p"]
 DENSE = "dense"
@@ -173,7 +175,8 @@ def variance_components(df: pd.DataFrame, by=BY, level: float = 0.95, crossed: b
         if matrix.shape[0] < 2:
             continue  # one problem: no variance to decompose
         rows.append(_row(keys, components(matrix, crossed), level))
-    return pd.DataFrame(rows)
+    # No group with two problems: an empty table that still has the grouping columns callers select on.
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=[c for c in by if c in df.columns] + list(COLUMNS))
 
 
 def paired_components(pruned: pd.DataFrame, dense: pd.DataFrame, value: str = "correct", level: float = 0.95,
