@@ -69,3 +69,29 @@ def test_summary_by_relative_position():
     summary = divergence_summary(table, bins=2)
     assert summary["kl_mean"] == pytest.approx(40 / 6) and summary["kl_trace_mean"] == pytest.approx((2.5 + 15) / 2)
     assert summary["by_position"] == [(0, pytest.approx((1 + 2 + 10) / 3)), (1, pytest.approx((3 + 4 + 20) / 3))]
+
+
+def test_peak_memory_is_flat_in_the_number_and_length_of_traces():
+    """Peak RSS of a fresh process running ``token_kl`` (``_divergence_memory``) with 32-position LM-head slices:
+    after a 1-trace warm-up, 32 traces and then a 4096-token trace add less than 128 MB. The batched version
+    this replaces held (batch, T, vocab) float32 log-probabilities of both models: at batch 8 that is 2 x 311 MB
+    for 32 traces of 64 tokens and 2 x 2.5 GB for one trace of 4096 tokens. A last run with 1024-position
+    slices shows the measure does see logits: its (1024, vocab) buffers (623 MB each) raise the peak."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    runs = [(1, 64, 32), (1, 64, 32), (32, 64, 32), (1, 256, 32), (1, 4096, 32), (1, 1024 + 16, 1024)]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "tests.pruning._divergence_memory", json.dumps(runs)], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    base = peaks["1x64/32"]  # after the warm-up: the model, the libraries, one slice's buffers
+    assert peaks["32x64/32"] - base < 128, peaks
+    assert peaks["1x256/32"] - base < 128, peaks
+    assert peaks["1x4096/32"] - base < 128, peaks
+    assert peaks["1x1040/1024"] - peaks["1x4096/32"] > 500, peaks  # one (1024, 152064) float32 buffer is 623 MB

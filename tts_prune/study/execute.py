@@ -95,7 +95,7 @@ def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = Tr
     """Execute one cell with papermill, render it and write its marker; returns the marker.
 
     Raises papermill's error on failure (papermill has saved the failed notebook; no marker is written).
-    The marker records the input fingerprint, the output fingerprint, start/end times and the host.
+    The marker records the input fingerprint, the output fingerprint, start/end times, the host and the devices.
     """
     import papermill
 
@@ -112,6 +112,7 @@ def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = Tr
     run_id = f"{socket.gethostname()}:{os.getpid()}:{started!r}"
     marker = {"fingerprint": fingerprint, "output": output_fingerprint(cell, fingerprint, run_id),
               "started": started, "finished": finished, "seconds": finished - started, "host": socket.gethostname(),
+              "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # what the cell's kernel was given (None: not set)
               "finished_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished))}
     write_marker(cell, marker)
     return marker

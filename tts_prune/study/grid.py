@@ -161,6 +161,7 @@ class Cell:
     parameters: dict       # everything papermill injects
     output: Path           # executed notebook (.ipynb); the HTML sits beside it
     needs: tuple[str, ...] = ()  # keys of the cells whose outputs this one reads
+    after: tuple[str, ...] = ()  # keys of cells that must finish first; an order, not an input (not fingerprinted)
 
     @property
     def key(self) -> str:
@@ -267,7 +268,9 @@ def _needed_recipes(cfg: StudyConfig) -> list[dict]:
 
 def _link(cells: list[Cell]) -> list[Cell]:
     """Set ``needs``: pruned 04 -> its 03 cell (and its ``pruned_model`` = that cell's ``model_out``);
-    05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it."""
+    05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it. A pruned 04 cell also
+    runs ``after`` the dense 04 cell of its model and benchmark: its divergence step reads the dense traces
+    from the store, which the walk's order guaranteed and cells run side by side must too."""
     def recipe(cell):  # the recipe axes, and the calibration axes where the study varies them
         return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES))
 
@@ -278,7 +281,9 @@ def _link(cells: list[Cell]) -> list[Cell]:
             cell = dataclasses.replace(cell, parameters={**cell.parameters, "save_model": True})
         elif cell.notebook == CONSUMER and cell.axes["method"] != DENSE:
             source = producers[recipe(cell)]
-            cell = dataclasses.replace(cell, needs=(source.key,),
+            dense = tuple(c.key for c in cells if c.notebook == CONSUMER and c.axes["method"] == DENSE
+                          and c.axes["model"] == cell.axes["model"] and c.axes.get("benchmark") == cell.axes.get("benchmark"))
+            cell = dataclasses.replace(cell, needs=(source.key,), after=dense,
                                        parameters={**cell.parameters, "pruned_model": source.parameters["model_out"]})
         elif cell.notebook == SUMMARY:
             cell = dataclasses.replace(cell, needs=tuple(c.key for c in cells if c.notebook in (PRODUCER, CONSUMER)))
