@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths
@@ -90,11 +91,27 @@ def is_done(cell: Cell, source: Path, upstream: dict | None = None) -> bool:
     return marker is not None and marker.get("fingerprint") == input_fingerprint(cell, source, upstream)
 
 
+@contextmanager
+def environment(overrides: dict):
+    """``os.environ`` updated for the duration (the papermill kernel started inside inherits it)."""
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = True,
              upstream: dict | None = None) -> dict:
     """Execute one cell with papermill, render it and write its marker; returns the marker.
 
     Raises papermill's error on failure (papermill has saved the failed notebook; no marker is written).
+    The kernel gets ``TTS_PRUNE_ARTIFACTS`` = the cell's ``model_artifacts`` (``paths.artifacts_dir``).
     The marker records the input fingerprint, the output fingerprint, start/end times, the host and the devices.
     """
     import papermill
@@ -105,8 +122,11 @@ def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = Tr
     parameters = {k: v for k, v in cell.parameters.items() if k in declared}  # only what the notebook declares
     cell.output.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    papermill.execute_notebook(str(source), str(cell.output), parameters=parameters, kernel_name=KERNEL,
-                               cwd=str(source.parent), progress_bar=show_progress)
+    # Model artifacts a cell saves (for vLLM) go under the study's output tree, not the checkout's models/.
+    storage = {paths.ARTIFACTS_ENV: cell.parameters["model_artifacts"]} if "model_artifacts" in cell.parameters else {}
+    with environment(storage):
+        papermill.execute_notebook(str(source), str(cell.output), parameters=parameters, kernel_name=KERNEL,
+                                   cwd=str(source.parent), progress_bar=show_progress)
     render_html(cell.output, cell.html)
     finished = time.time()
     run_id = f"{socket.gethostname()}:{os.getpid()}:{started!r}"

@@ -8,17 +8,15 @@ executor never imports Ray.
 from __future__ import annotations
 
 import importlib
-import os
 import queue
 import threading
 import traceback
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..models.runtime import available_cores
 from .devices import CPU_ONLY_NOTEBOOKS, cell_devices, cell_environment, parse_devices, run_in_process, runs_on_gpu
 from .devices import visible_devices
-from .execute import run_cell
+from .execute import environment, run_cell
 from .grid import Cell
 
 EXECUTORS = {"local": "tts_prune.study.executors:LocalExecutor",
@@ -58,21 +56,6 @@ def failure_text(error: BaseException) -> str:
     if isinstance(error, papermill.PapermillExecutionError):
         return str(error)
     return "".join(traceback.format_exception(error))
-
-
-@contextmanager
-def _environment(overrides: dict):
-    """``os.environ`` updated for the duration (the papermill kernel started inside inherits it)."""
-    saved = {k: os.environ.get(k) for k in overrides}
-    os.environ.update(overrides)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 class LocalExecutor:
@@ -151,7 +134,7 @@ class LocalExecutor:
             cell, upstream, taken = self.queue.pop(0)
             overrides = {"CUDA_VISIBLE_DEVICES": ",".join(taken)} if self.devices and taken else {}
             try:
-                with _environment(overrides):
+                with environment(overrides):
                     result = run_cell(cell, self.notebooks, self.show_progress, upstream)
             except Exception as error:  # the scheduler turns it into CellFailed naming the cell
                 result = failure_text(error)

@@ -311,5 +311,6 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
                   "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),
-                  "model_out": str(models_out / rel)}
+                  "model_out": str(models_out / rel),
+                  "model_artifacts": str(models_out / "artifacts")}  # saved copies vLLM loads (not a notebook parameter)
     return Cell(notebook, axes, parameters, output)
