@@ -27,6 +27,7 @@ log-probabilities travel, to the device where the KL is summed.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Sequence
 
 import numpy as np
@@ -92,9 +93,24 @@ def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return torch.einsum("sv,sv->s", log_p.exp_(), log_q)       # sum_v p (log p - log q), no (S, V) product
 
 
+@contextmanager
+def _placed(models: tuple[nn.Module, ...], device):
+    """Each model on ``device`` for the duration (None: where it is), then back where it was."""
+    homes = [next(m.parameters()).device for m in models]
+    try:
+        for model in models:
+            if device is not None:
+                model.to(device)
+        yield
+    finally:
+        for model, home in zip(models, homes):
+            if device is not None and torch.device(device) != home:
+                model.to(home)
+
+
 @torch.no_grad()
 def token_kl(dense: nn.Module, pruned: nn.Module, sequences: Sequence[tuple[Sequence[int], Sequence[int]]],
-             batch_size: int = 8, pad_id: int = 0, slice_size: int = 256) -> pd.DataFrame:
+             batch_size: int = 8, pad_id: int = 0, slice_size: int = 256, device=None) -> pd.DataFrame:
     """KL(dense || pruned) at every continuation position; one row per (trace, position): ``trace``,
     ``position`` (0 = first continuation token), ``length`` (the trace's continuation length), ``kl`` (nats).
 
@@ -103,6 +119,8 @@ def token_kl(dense: nn.Module, pruned: nn.Module, sequences: Sequence[tuple[Sequ
     Traces are read one at a time (no padding) and the LM heads applied ``slice_size`` positions at a time, so
     peak memory does not grow with the number or the length of the traces (see the module docstring).
     ``batch_size`` and ``pad_id`` are accepted for callers of the former batched version and unused.
+    ``device``: run both models there (each moved for the call, then back; e.g. ``"cuda"`` for a pruned model
+    that a vLLM hand-off left on the CPU, once the engine is shut down); None: each where it is.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
@@ -110,7 +128,11 @@ def token_kl(dense: nn.Module, pruned: nn.Module, sequences: Sequence[tuple[Sequ
         raise ValueError(f"slice_size={slice_size} must be >= 1 (positions per LM-head slice; 256 is a good start)")
     if any(len(p) < 1 for p, _ in sequences):
         raise ValueError("token_kl: every prompt needs at least one token (the first prediction reads it)")
-    p_side, q_side = _Reader(dense), _Reader(pruned)
+    with _placed((dense, pruned), device):
+        return _token_kl(_Reader(dense), _Reader(pruned), sequences, slice_size)
+
+
+def _token_kl(p_side: _Reader, q_side: _Reader, sequences, slice_size: int) -> pd.DataFrame:
     # Sum the KL where an accelerator is, if either model has one: the pruned slice travels, never the dense.
     device = p_side.head_device if p_side.head_device.type != "cpu" else q_side.head_device
     columns = {name: [] for name in COLUMNS}
@@ -138,10 +160,11 @@ def token_kl(dense: nn.Module, pruned: nn.Module, sequences: Sequence[tuple[Sequ
 
 
 def trace_divergence(dense: nn.Module, pruned: nn.Module, tokenizer, records: pd.DataFrame, batch_size: int = 8,
-                     max_traces: int | None = None, slice_size: int = 256) -> pd.DataFrame:
+                     max_traces: int | None = None, slice_size: int = 256, device=None) -> pd.DataFrame:
     """``token_kl`` on evaluation records (``prompt`` and ``thinking`` columns, e.g. the dense run's at its
     largest budget); rows also carry the record's ``problem_id`` and ``seed``. Streams one trace and
-    ``slice_size`` positions at a time (``batch_size`` is accepted and unused, see ``token_kl``)."""
+    ``slice_size`` positions at a time on each model's device, or both on ``device`` (see ``token_kl``;
+    ``batch_size`` is accepted and unused)."""
     missing = [c for c in ("prompt", "thinking") if c not in records.columns]
     if missing:
         raise ValueError(f"trace_divergence needs evaluation records with prompt and thinking; missing {missing}")
@@ -151,7 +174,8 @@ def trace_divergence(dense: nn.Module, pruned: nn.Module, tokenizer, records: pd
     encode = lambda text: tokenizer(str(text or ""), add_special_tokens=False)["input_ids"]  # noqa: E731
     sequences = [(encode(p), encode(t)) for p, t in zip(records["prompt"], records["thinking"])]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    table = token_kl(dense, pruned, sequences, batch_size=batch_size, pad_id=pad, slice_size=slice_size)
+    table = token_kl(dense, pruned, sequences, batch_size=batch_size, pad_id=pad, slice_size=slice_size,
+                     device=device)
     for column in ("problem_id", "seed"):
         if column in records.columns:
             table[column] = records[column].to_numpy()[table["trace"].to_numpy()] if len(table) else []
