@@ -27,7 +27,8 @@ BARRIER = '''import json, os, pathlib, time
 log = pathlib.Path(model_out).parents[2] / "log"
 log.mkdir(parents=True, exist_ok=True)
 started = time.time()
-seen = {"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "threads": os.environ.get("OMP_NUM_THREADS")}
+seen = {"devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "threads": os.environ.get("OMP_NUM_THREADS"),
+        "artifacts": os.environ.get("TTS_PRUNE_ARTIFACTS")}
 (log / f"start-{method}.json").write_text(json.dumps(seen))
 while len(list(log.glob("start-*.json"))) < 3 and time.time() - started < 300:
     time.sleep(0.2)
@@ -58,6 +59,7 @@ def test_three_devices_run_three_cells_at_once_each_on_its_own(tmp_path):
     seen = [json.loads(p.read_text()) for p in sorted((out / "models" / "log").glob("start-*.json"))]
     assert sorted(s["devices"] for s in seen) == sorted(FAKE)  # three at once: one device each, all different
     assert {s["threads"] for s in seen} == {str(max(1, available_cores() // 3))}  # the cores split three ways
+    assert {s["artifacts"] for s in seen} == {str(out / "models" / "dev" / "artifacts")}  # storage under --out
     cells = _cells(path, out)
     markers = {c.key: execute.read_marker(c) for c in cells}
     assert all(markers.values())
@@ -120,6 +122,17 @@ def test_a_tensor_parallel_cell_takes_k_devices(tmp_path):
     cpu = LocalExecutor(tmp_path, devices=None) if not visible_devices() else None
     if cpu is not None:  # no GPU: one CPU slot, tensor parallelism does not apply
         assert cpu.slots == [None] and cpu._needs(wide) == 1
+
+
+def test_an_interrupted_study_stops_the_cells_still_running(tmp_path):
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+    with pytest.raises(KeyboardInterrupt), LocalExecutor(tmp_path, devices=FAKE) as pool:
+        pool.processes["cell"] = child
+        raise KeyboardInterrupt
+    assert child.wait(timeout=30) == -9  # killed with its process group
 
 
 def test_device_lists_and_visible_devices(monkeypatch):

@@ -8,7 +8,9 @@ executor never imports Ray.
 from __future__ import annotations
 
 import importlib
+import os
 import queue
+import signal
 import threading
 import traceback
 from pathlib import Path
@@ -83,8 +85,11 @@ class LocalExecutor:
         return self
 
     def __exit__(self, *exc):
-        for child in list(self.processes.values()):  # interrupted: stop the cells still running
-            child.kill()
+        for child in list(self.processes.values()):  # interrupted: stop the cells still running, kernels too
+            try:
+                os.killpg(child.pid, signal.SIGKILL)  # the child leads its own process group
+            except ProcessLookupError:
+                pass
         return False
 
     def _needs(self, cell: Cell) -> int:
