@@ -185,3 +185,10 @@ def test_smoke_study_on_three_fake_devices_equals_the_sequential_run(tmp_path):
         assert all(markers[k]["finished"] <= markers[cell.key]["started"] for k in cell.needs + cell.after), cell.key
         assert markers[cell.key]["devices"] in (("",) if cell.notebook == "05-report" else FAKE)
     assert_same_results(tmp_path, sequential)
+
+
+def test_devices_belong_to_the_local_executor(capsys):
+    assert main(["study", "--study", str(ROOT / "studies" / "smoke.yaml"), "--executor", "ray", "--devices", "0"]) == 2
+    assert "--devices applies to --executor local only" in capsys.readouterr().err
+    assert main(["study", "--study", str(ROOT / "studies" / "smoke.yaml"), "--gpus-per-cell", "0"]) == 2
+    assert "apply to --executor ray only" in capsys.readouterr().err
