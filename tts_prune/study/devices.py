@@ -117,8 +117,7 @@ def run_in_process(cell: Cell, notebooks: Path, upstream: dict, env: dict, proce
 
 
 def _child() -> None:
-    from .execute import run_cell
-    from .executors import failure_text
+    from .execute import failure_text, run_cell
 
     cell, notebooks, upstream, result = pickle.load(sys.stdin.buffer)
     try:

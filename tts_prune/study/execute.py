@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import time
+import traceback
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +90,15 @@ def is_done(cell: Cell, source: Path, upstream: dict | None = None) -> bool:
     """A cell is done when its marker records this input fingerprint (parameters, notebook, upstream outputs)."""
     marker = read_marker(cell)
     return marker is not None and marker.get("fingerprint") == input_fingerprint(cell, source, upstream)
+
+
+def failure_text(error: BaseException) -> str:
+    """papermill's message (it already holds the cell's traceback), or a Python traceback for anything else."""
+    import papermill
+
+    if isinstance(error, papermill.PapermillExecutionError):
+        return str(error)
+    return "".join(traceback.format_exception(error))
 
 
 @contextmanager

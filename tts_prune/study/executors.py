@@ -12,13 +12,12 @@ import os
 import queue
 import signal
 import threading
-import traceback
 from pathlib import Path
 
 from ..models.runtime import available_cores
 from .devices import CPU_ONLY_NOTEBOOKS, cell_devices, cell_environment, parse_devices, run_in_process, runs_on_gpu
 from .devices import visible_devices
-from .execute import environment, run_cell
+from .execute import environment, failure_text, run_cell
 from .grid import Cell
 
 EXECUTORS = {"local": "tts_prune.study.executors:LocalExecutor",
@@ -49,15 +48,6 @@ def cell_resources(cell: Cell, cpus: float = 1, gpus: float | None = None, clust
     if gpus is None:
         return {"CPU": cpus, "GPU": cell_devices(cell) if runs_on_gpu(cell) or cluster_gpus > 0 else 0}
     return {"CPU": cpus, "GPU": max(gpus, cell_devices(cell) if cell_devices(cell) > 1 else 0)}
-
-
-def failure_text(error: BaseException) -> str:
-    """papermill's message (it already holds the cell's traceback), or a Python traceback for anything else."""
-    import papermill
-
-    if isinstance(error, papermill.PapermillExecutionError):
-        return str(error)
-    return "".join(traceback.format_exception(error))
 
 
 class LocalExecutor:
