@@ -8,8 +8,10 @@ MODEL ?= smollm2-135m-instruct
 STUDY ?= studies/default.yaml
 GPU ?= h100-80gb
 # Offline by default: the embedded model and bundled data need no network. Override with HF_HUB_OFFLINE=0.
+# datasets reads HF_DATASETS_OFFLINE before HF_HUB_OFFLINE (when set, it wins), so it follows HF_HUB_OFFLINE
+# unless set explicitly: `HF_HUB_OFFLINE=0 make study` then reaches the hub for C4 too.
 export HF_HUB_OFFLINE ?= 1
-export HF_DATASETS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= $(HF_HUB_OFFLINE)
 export TOKENIZERS_PARALLELISM ?= false
 
 .DEFAULT_GOAL := help

@@ -41,3 +41,56 @@ def smoke_run() -> dict:
     dirs = dict(reports=out / "reports", results=out / "results", figures=out / "figures", models_out=out / "models")
     cells = runner.run_study(cfg, show_progress=False, **dirs)
     return {"out": out, "model": model, "cells": cells, "study": cfg, **dirs}
+
+
+def overlap(a: dict, b: dict) -> bool:
+    """Whether two cells' markers (``started`` / ``finished`` times) overlap in time."""
+    return a["started"] < b["finished"] and b["started"] < a["finished"]
+
+
+# Parts of an artifact that measure the run (seconds) or name its folder, not what it computed.
+_VOLATILE = ("seconds", "path", "dir")
+
+
+def _deterministic(path: Path):
+    import json
+
+    import pandas as pd
+
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        return {k: v for k, v in data.items() if not any(w in k for w in _VOLATILE)} if isinstance(data, dict) else data
+    table = pd.read_csv(path)
+    return table[[c for c in table.columns if not any(w in c for w in _VOLATILE)]]
+
+
+def assert_same_results(out: Path, sequential: dict) -> None:
+    """A smoke study run under ``out`` (results/, figures/) made what ``smoke_run()`` made: the same records
+    (every key, what was generated and graded), and the same tables and figure data from every notebook."""
+    import json
+
+    import pandas as pd
+
+    from tts_prune.tts.results import load_results
+
+    ours = load_results(out / "results" / "smoke" / "records").set_index("key").sort_index()
+    theirs = load_results(sequential["results"] / "smoke" / "records").set_index("key").sort_index()
+    assert list(ours.index) == list(theirs.index) and len(ours) > 0
+    compared = ["model", "benchmark", "problem_id", "budget", "seed", "prompt", "thinking", "answer", "prediction",
+                "gold", "correct", "thinking_tokens", "answer_tokens", "capped", "model_hash"]  # not batch_seconds
+    pd.testing.assert_frame_equal(ours[compared], theirs[compared])
+    assert (ours["recipe"].map(json.dumps) == theirs["recipe"].map(json.dumps)).all()
+
+    for kind, ours_root, theirs_root in (("artifacts", out / "results", sequential["results"]),
+                                         ("figures", out / "figures", sequential["figures"])):
+        files = sorted(p.relative_to(theirs_root) for p in theirs_root.rglob("*") if p.suffix in (".json", ".csv"))
+        files = [f for f in files if "records" not in f.parts]
+        assert files == sorted(p.relative_to(ours_root) for p in ours_root.rglob("*")
+                               if p.suffix in (".json", ".csv") and "records" not in p.relative_to(ours_root).parts)
+        assert files or kind == "figures"
+        for rel in files:
+            ours_part, theirs_part = _deterministic(ours_root / rel), _deterministic(theirs_root / rel)
+            if isinstance(theirs_part, pd.DataFrame):
+                pd.testing.assert_frame_equal(ours_part, theirs_part, obj=str(rel))
+            else:
+                assert ours_part == theirs_part, rel

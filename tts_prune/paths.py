@@ -34,6 +34,15 @@ RESULTS_DIR = ROOT / "results"                 # evaluation record shards, git-i
 REPORTS_DIR = ROOT / "reports"                 # executed notebooks and HTML, git-ignored
 
 
+ARTIFACTS_ENV = "TTS_PRUNE_ARTIFACTS"  # set by a study for each cell: its output tree's model artifacts
+
+
+def artifacts_dir() -> Path:
+    """Where saved copies of in-memory models (the directories vLLM loads) go: ``$TTS_PRUNE_ARTIFACTS`` when
+    set (a study sets it to ``<its models folder>/artifacts``, under ``--out``), else ``models/artifacts``."""
+    return Path(os.environ.get(ARTIFACTS_ENV) or MODELS_DIR / "artifacts")
+
+
 def ensure(path: Path) -> Path:
     """Create ``path`` (a directory) if needed and return it."""
     path.mkdir(parents=True, exist_ok=True)

@@ -200,6 +200,16 @@ def test_c4_offline_says_what_is_missing(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(ConnectionError, match=r"'allenai/c4'.*c4-train.00000-of-01024.json.gz.*calibration='gsm8k'"):
         calibration_batches(WordTokenizer(), "allenai/c4", nsamples=1, seqlen=8)
+    # The offline switch that is on is named, with the fix (datasets obeys its own flag first).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(ConnectionError, match=r"HF_DATASETS_OFFLINE is set: run with HF_HUB_OFFLINE=0 and "
+                                              r"HF_DATASETS_OFFLINE=0"):
+        calibration_batches(WordTokenizer(), "allenai/c4", nsamples=1, seqlen=8)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    with pytest.raises(ConnectionError) as caught:
+        calibration_batches(WordTokenizer(), "allenai/c4", nsamples=1, seqlen=8)
+    assert "OFFLINE is set" not in str(caught.value)  # online and still failing: no offline advice
 
 
 def test_sampling_choice_by_source():

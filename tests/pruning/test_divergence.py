@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import tiny_model
-from tts_prune.pruning.divergence import divergence_summary, token_kl, trace_divergence
+from tts_prune.pruning.divergence import _Reader, divergence_summary, token_kl, trace_divergence
 
 
 def pruned_copy(model, share=0.5, seed=1):
@@ -46,6 +46,45 @@ def test_token_kl_matches_direct_softmax_with_padding():
     assert same["kl"].abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("family", ["qwen2", "gemma2", "gpt2"])
+def test_streamed_slices_match_the_direct_softmax_for_any_slice_size(family):
+    # gemma2 soft-caps its logits (final_logit_softcapping), gpt2 has no get_decoder-style `model` attribute
+    dense = tiny_model(family)
+    with torch.no_grad():  # a logit scale that makes the soft-cap matter (tanh(x / 30) is not x at |x| ~ 30)
+        dense.get_output_embeddings().weight.mul_(40.0)
+    pruned = pruned_copy(dense)
+    rng = np.random.default_rng(1)
+    sequences = [(rng.integers(1, 128, size=a).tolist(), rng.integers(1, 128, size=b).tolist())
+                 for a, b in [(3, 17), (1, 5), (6, 0), (2, 9)]]  # an empty continuation adds no rows
+    tables = [token_kl(dense, pruned, sequences, slice_size=size, device="cpu") for size in (1, 4, 1000)]
+    for table in tables[1:]:
+        pd.testing.assert_frame_equal(table, tables[0])
+    table = tables[0]
+    assert table["trace"].tolist() == [0] * 17 + [1] * 5 + [3] * 9 and table["length"].max() == 17
+    for trace, (prompt, cont) in enumerate(sequences):
+        if cont:  # abs: float32 log-probabilities of logits ~30 carry ~2e-6 of rounding (the float64 reference none)
+            got = table[table["trace"] == trace]["kl"].to_numpy()
+            assert got == pytest.approx(direct_kl(dense, pruned, prompt, cont), rel=1e-4, abs=5e-6)
+    # The streamed head gives the model's own distribution (soft-cap included) at every position.
+    ids = list(sequences[0][0]) + list(sequences[0][1])
+    reader = _Reader(dense)
+    with torch.no_grad():
+        own = torch.log_softmax(dense(input_ids=torch.tensor([ids])).logits[0].double(), -1)
+    assert torch.allclose(reader.log_probs(reader.hidden(ids)).double(), own, atol=1e-4)
+    with pytest.raises(ValueError, match="slice_size=0"):
+        token_kl(dense, pruned, sequences, slice_size=0)
+
+
+def test_a_model_that_post_processes_its_logits_is_refused():
+    dense = tiny_model("llama")
+    pruned = pruned_copy(dense)
+    # A head whose logits are scaled after the LM head (as Cohere's logit_scale does): the streamed head would
+    # measure another distribution, so the check on each trace's last position refuses it.
+    pruned.register_forward_hook(lambda module, args, output: output.__setitem__("logits", output.logits * 0.5))
+    with pytest.raises(ValueError, match="post-processes them"):
+        token_kl(dense, pruned, [([1, 2, 3], [4, 5])])
+
+
 def test_trace_divergence_on_records_and_summary():
     from tts_prune.models.toy import build_tokenizer
 
@@ -69,3 +108,29 @@ def test_summary_by_relative_position():
     summary = divergence_summary(table, bins=2)
     assert summary["kl_mean"] == pytest.approx(40 / 6) and summary["kl_trace_mean"] == pytest.approx((2.5 + 15) / 2)
     assert summary["by_position"] == [(0, pytest.approx((1 + 2 + 10) / 3)), (1, pytest.approx((3 + 4 + 20) / 3))]
+
+
+def test_peak_memory_is_flat_in_the_number_and_length_of_traces():
+    """Peak RSS of a fresh process running ``token_kl`` (``_divergence_memory``) with 32-position LM-head slices:
+    after a 1-trace warm-up, 32 traces and then a 4096-token trace add less than 128 MB. The batched version
+    this replaces held (batch, T, vocab) float32 log-probabilities of both models: at batch 8 that is 2 x 311 MB
+    for 32 traces of 64 tokens and 2 x 2.5 GB for one trace of 4096 tokens. A last run with 1024-position
+    slices shows the measure does see logits: its (1024, vocab) buffers (623 MB each) raise the peak."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    runs = [(1, 64, 32), (1, 64, 32), (32, 64, 32), (1, 256, 32), (1, 4096, 32), (1, 1024 + 16, 1024)]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-m", "tests.pruning._divergence_memory", json.dumps(runs)], cwd=root,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    base = peaks["1x64/32"]  # after the warm-up: the model, the libraries, one slice's buffers
+    assert peaks["32x64/32"] - base < 128, peaks
+    assert peaks["1x256/32"] - base < 128, peaks
+    assert peaks["1x4096/32"] - base < 128, peaks
+    assert peaks["1x1040/1024"] - peaks["1x4096/32"] > 500, peaks  # one (1024, 152064) float32 buffer is 623 MB

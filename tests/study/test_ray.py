@@ -7,20 +7,16 @@ Ray fails here instead of skipping.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
-import pandas as pd
 import pytest
 import ray
 import yaml
 
-from tests._helpers_study import smoke_run
+from tests._helpers_study import assert_same_results, overlap, smoke_run
 from tests.study._trivial import trivial_notebooks
 from tts_prune.cli import main
 from tts_prune.study import execute, grid, runner
 from tts_prune.study.ray_executor import RayExecutor
-from tts_prune.tts.results import load_results
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +26,6 @@ def cluster():
         yield ray.cluster_resources()
     finally:
         ray.shutdown()
-
-
-def _overlap(a: dict, b: dict) -> bool:
-    return a["started"] < b["finished"] and b["started"] < a["finished"]
-
-
-# Parts of an artifact that measure the run (seconds) or name its folder, not what it computed.
-_VOLATILE = ("seconds", "path", "dir")
-
-
-def _deterministic(path: Path):
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        return {k: v for k, v in data.items() if not any(w in k for w in _VOLATILE)} if isinstance(data, dict) else data
-    table = pd.read_csv(path)
-    return table[[c for c in table.columns if not any(w in c for w in _VOLATILE)]]
 
 
 def test_smoke_study_on_ray_overlaps_cells_and_equals_the_sequential_run(cluster, tmp_path):
@@ -60,35 +40,13 @@ def test_smoke_study_on_ray_overlaps_cells_and_equals_the_sequential_run(cluster
 
     # Two cells ran at once, never more than the cluster's two CPUs, and none before the cells it needs.
     keys = list(markers)
-    assert any(_overlap(markers[a], markers[b]) for i, a in enumerate(keys) for b in keys[i + 1:])
+    assert any(overlap(markers[a], markers[b]) for i, a in enumerate(keys) for b in keys[i + 1:])
     for moment in (m["started"] for m in markers.values()):
         assert sum(m["started"] <= moment < m["finished"] for m in markers.values()) <= 2
     for cell in cells:
         assert all(markers[k]["finished"] <= markers[cell.key]["started"] for k in cell.needs), cell.key
 
-    # The same records: every key, and what was generated and graded for it.
-    ours = load_results(tmp_path / "results" / "smoke" / "records").set_index("key").sort_index()
-    theirs = load_results(sequential["results"] / "smoke" / "records").set_index("key").sort_index()
-    assert list(ours.index) == list(theirs.index) and len(ours) > 0
-    compared = ["model", "benchmark", "problem_id", "budget", "seed", "prompt", "thinking", "answer", "prediction",
-                "gold", "correct", "thinking_tokens", "answer_tokens", "capped", "model_hash"]  # not batch_seconds
-    pd.testing.assert_frame_equal(ours[compared], theirs[compared])
-    assert (ours["recipe"].map(json.dumps) == theirs["recipe"].map(json.dumps)).all()
-
-    # The same tables and figures' data from every notebook, and the same pruned weights.
-    for kind, ours_root, theirs_root in (("artifacts", tmp_path / "results", sequential["results"]),
-                                         ("figures", tmp_path / "figures", sequential["figures"])):
-        files = sorted(p.relative_to(theirs_root) for p in theirs_root.rglob("*") if p.suffix in (".json", ".csv"))
-        files = [f for f in files if "records" not in f.parts]
-        assert files == sorted(p.relative_to(ours_root) for p in ours_root.rglob("*")
-                               if p.suffix in (".json", ".csv") and "records" not in p.relative_to(ours_root).parts)
-        assert files or kind == "figures"
-        for rel in files:
-            ours_part, theirs_part = _deterministic(ours_root / rel), _deterministic(theirs_root / rel)
-            if isinstance(theirs_part, pd.DataFrame):
-                pd.testing.assert_frame_equal(ours_part, theirs_part, obj=str(rel))
-            else:
-                assert ours_part == theirs_part, rel
+    assert_same_results(tmp_path, sequential)
     (pruner,) = [c for c in cells if c.notebook == "03-pruning"]
     assert markers[pruner.key]["output"] == execute.read_marker(
         next(c for c in sequential["cells"] if c.key == pruner.key))["output"]  # the saved weights' fingerprint

@@ -56,3 +56,27 @@ def test_validation_scorer_only_sees_validation_problems(tmp_path):
     test = {build_prompt(tokenizer, p["problem"], FORMATS["toy"]) for p in load_benchmark("toy-reasoning", 200)}
     assert len({r["prompt"] for r in records}) == 3 and not {r["prompt"] for r in records} & test
     assert all(r["recipe"] == {"purpose": "selection", "owl_m": 5} for r in records)
+
+
+def test_alphapruning_candidates_change_the_pruned_model():
+    # The search key of AlphaPruning is alpha_eps (what allocation.py reads); with layerif_eps every
+    # candidate pruned the same model and the "choice" was a coin toss among identical scores.
+    assert selection.candidates("alphapruning", {"alpha_eps": [0.1, 0.4], "layerif_eps": [0.2]}) == [
+        {"alpha_eps": 0.1}, {"alpha_eps": 0.4}]
+    tokenizer, model = build_tokenizer(), tiny_model("qwen3")
+    ids = torch.randint(6, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+    config = PruneConfig(method="magnitude", sparsity=0.5, allocation="alphapruning")
+    sparsity_per_block = {}
+
+    def score(pruned, candidate):
+        # independent of the driver: count zeros per decoder block of the pruned copy
+        sparsity_per_block[candidate["alpha_eps"]] = [
+            float(sum((p == 0).sum() for n, p in layer.named_parameters() if n.endswith("proj.weight"))
+                  / sum(p.numel() for n, p in layer.named_parameters() if n.endswith("proj.weight")))
+            for layer in pruned.model.layers]
+        return 0.0
+
+    selection.select(model, tokenizer, config, {"alpha_eps": [0.1, 0.4]}, ids, score)
+    narrow, wide = sparsity_per_block[0.1], sparsity_per_block[0.4]
+    assert max(abs(a - b) for a, b in zip(narrow, wide)) > 0.02  # the candidates prune different models
+    assert max(wide) - min(wide) > max(narrow) - min(narrow)  # a larger eps spreads the block sparsities wider

@@ -168,8 +168,10 @@ class CountingEngine:
 @pytest.fixture
 def counted(monkeypatch):
     calls = []
-    real = evaluation.open_backend
-    monkeypatch.setattr(evaluation, "open_backend", lambda *a, **k: CountingEngine(real(*a, **k), calls))
+    from tts_prune.tts import engine as engines
+
+    real = engines.open_backend
+    monkeypatch.setattr(engines, "open_backend", lambda *a, **k: CountingEngine(real(*a, **k), calls))
     return calls
 
 

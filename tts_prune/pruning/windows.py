@@ -63,6 +63,19 @@ class _TextColumn(Sequence):
         return self.dataset[index]["text"]
 
 
+def _offline_flags() -> str:
+    """Which offline switches are on, and the fix: datasets obeys HF_DATASETS_OFFLINE before HF_HUB_OFFLINE."""
+    import os
+
+    on = [name for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+          if os.environ.get(name, "").upper() in ("1", "ON", "YES", "TRUE")]
+    if not on:
+        return ""
+    return (f"; {' and '.join(on)} {'is' if len(on) == 1 else 'are'} set: run with HF_HUB_OFFLINE=0 and "
+            "HF_DATASETS_OFFLINE=0 (when set, the datasets flag wins over the hub's; the Makefile makes it follow "
+            "HF_HUB_OFFLINE)")
+
+
 def _hf_texts(dataset_id: str, nsamples: int, seed: int) -> list[str]:
     """Documents of a Hugging Face dataset. ``allenai/c4``: every document of the reference shard, in file
     order (so that seeded indices pick the same documents as wanda's ``get_c4``); other ids: 20 x nsamples
@@ -84,7 +97,8 @@ def _hf_texts(dataset_id: str, nsamples: int, seed: int) -> list[str]:
         what = f"{dataset_id} ({C4_SHARD}, about 320 MB)" if c4 else dataset_id
         raise ConnectionError(
             f"calibration source {dataset_id!r} could not be loaded from the Hugging Face Hub: {what} needs the "
-            f"network or a datasets cache ({type(error).__name__}: {error}). Offline, pass a local file instead: "
+            f"network or a datasets cache ({type(error).__name__}: {error}){_offline_flags()}. Offline, pass a "
+            "local file instead: "
             f"a downloaded {'copy of that shard (same documents, same sampling)' if c4 else 'text/JSONL copy'} as "
             "calibration='/path/to/file.json.gz', or calibration='gsm8k' (bundled)"
         ) from error

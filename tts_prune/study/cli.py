@@ -25,13 +25,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="print the cells and exit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="local",
-                        help="local: one cell at a time (default); ray: cells as Ray tasks, as many at once as the cluster holds")
+                        help="local: one cell per device of this machine, side by side (default); ray: cells as Ray "
+                             "tasks, as many at once as the cluster holds")
+    parser.add_argument("--devices", default=None,
+                        help="local executor: GPU ids cells may use, e.g. 0,1,2,3 (one cell per device, each seeing "
+                             "only its own; a tensor_parallel_size k cell takes k); default: every visible GPU, "
+                             "or one CPU slot without a GPU")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join (auto, HOST:6379 or ray://HOST:10001); default: start one on this machine")
     parser.add_argument("--cpus-per-cell", type=float, default=1, help="CPUs each cell asks of Ray (default 1)")
-    parser.add_argument("--gpus-per-cell", type=float, default=0,
-                        help="GPUs each cell asks of Ray (default 0; 05-report asks none; a tensor_parallel_size "
-                             "parameter raises it for that cell)")
+    parser.add_argument("--gpus-per-cell", type=float, default=None,
+                        help="GPUs each cell asks of Ray (default: from the study: tensor_parallel_size, else 1 for "
+                             "a cell on GPUs (backend vllm, a GPU dtype, or a cluster with GPUs), else 0; 05-report "
+                             "asks none)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +52,16 @@ def run(args: argparse.Namespace) -> int:
         for cell in expand(study, **dirs):
             print(f"{cell.notebook:16s} {cell.label:70s} {cell.output}")
         return 0
-    if args.executor != "ray" and (args.address or args.gpus_per_cell or args.cpus_per_cell != 1):
+    if args.executor != "ray" and (args.address or args.gpus_per_cell is not None or args.cpus_per_cell != 1):
         print("tts-prune study: --address, --cpus-per-cell and --gpus-per-cell apply to --executor ray only; "
               "add --executor ray or drop them", file=sys.stderr)
         return 2
+    if args.executor == "ray" and args.devices is not None:
+        print("tts-prune study: --devices applies to --executor local only (Ray gives each cell its GPUs); "
+              "drop it or use --gpus-per-cell", file=sys.stderr)
+        return 2
     options = ({"address": args.address, "cpus_per_cell": args.cpus_per_cell, "gpus_per_cell": args.gpus_per_cell}
-               if args.executor == "ray" else {})
+               if args.executor == "ray" else {"devices": args.devices})
     notebooks = Path(args.notebooks).absolute() if args.notebooks else None
     start = time.perf_counter()
     try:

@@ -14,7 +14,9 @@ import json
 import os
 import socket
 import time
+import traceback
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import paths
@@ -90,12 +92,37 @@ def is_done(cell: Cell, source: Path, upstream: dict | None = None) -> bool:
     return marker is not None and marker.get("fingerprint") == input_fingerprint(cell, source, upstream)
 
 
+def failure_text(error: BaseException) -> str:
+    """papermill's message (it already holds the cell's traceback), or a Python traceback for anything else."""
+    import papermill
+
+    if isinstance(error, papermill.PapermillExecutionError):
+        return str(error)
+    return "".join(traceback.format_exception(error))
+
+
+@contextmanager
+def environment(overrides: dict):
+    """``os.environ`` updated for the duration (the papermill kernel started inside inherits it)."""
+    saved = {k: os.environ.get(k) for k in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = True,
              upstream: dict | None = None) -> dict:
     """Execute one cell with papermill, render it and write its marker; returns the marker.
 
     Raises papermill's error on failure (papermill has saved the failed notebook; no marker is written).
-    The marker records the input fingerprint, the output fingerprint, start/end times and the host.
+    The kernel gets ``TTS_PRUNE_ARTIFACTS`` = the cell's ``model_artifacts`` (``paths.artifacts_dir``).
+    The marker records the input fingerprint, the output fingerprint, start/end times, the host and the devices.
     """
     import papermill
 
@@ -105,13 +132,17 @@ def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = Tr
     parameters = {k: v for k, v in cell.parameters.items() if k in declared}  # only what the notebook declares
     cell.output.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    papermill.execute_notebook(str(source), str(cell.output), parameters=parameters, kernel_name=KERNEL,
-                               cwd=str(source.parent), progress_bar=show_progress)
+    # Model artifacts a cell saves (for vLLM) go under the study's output tree, not the checkout's models/.
+    storage = {paths.ARTIFACTS_ENV: cell.parameters["model_artifacts"]} if "model_artifacts" in cell.parameters else {}
+    with environment(storage):
+        papermill.execute_notebook(str(source), str(cell.output), parameters=parameters, kernel_name=KERNEL,
+                                   cwd=str(source.parent), progress_bar=show_progress)
     render_html(cell.output, cell.html)
     finished = time.time()
     run_id = f"{socket.gethostname()}:{os.getpid()}:{started!r}"
     marker = {"fingerprint": fingerprint, "output": output_fingerprint(cell, fingerprint, run_id),
               "started": started, "finished": finished, "seconds": finished - started, "host": socket.gethostname(),
+              "devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # what the cell's kernel was given (None: not set)
               "finished_at": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(finished))}
     write_marker(cell, marker)
     return marker

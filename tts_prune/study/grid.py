@@ -195,6 +195,7 @@ class Cell:
     parameters: dict       # everything papermill injects
     output: Path           # executed notebook (.ipynb); the HTML sits beside it
     needs: tuple[str, ...] = ()  # keys of the cells whose outputs this one reads
+    after: tuple[str, ...] = ()  # keys of cells that must finish first; an order, not an input (not fingerprinted)
 
     @property
     def key(self) -> str:
@@ -311,7 +312,9 @@ def _needed_recipes(cfg: StudyConfig) -> list[dict]:
 
 def _link(cells: list[Cell]) -> list[Cell]:
     """Set ``needs``: pruned 04 -> its 03 cell (and its ``pruned_model`` = that cell's ``model_out``);
-    05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it."""
+    05 -> every 03 and 04 cell. 03 cells always save their model, since 04 reads it. A pruned 04 cell also
+    runs ``after`` the dense 04 cell of its model (same benchmarks): its divergence step reads the dense traces
+    from the store, which the walk's order guaranteed and cells run side by side must too."""
     def recipe(cell):  # the recipe axes, and the calibration axes where the study varies them
         return tuple(cell.axes.get(k) for k in RECIPE_AXES + tuple(CALIBRATION_AXES) + ("shortgpt_layers",))
 
@@ -322,7 +325,9 @@ def _link(cells: list[Cell]) -> list[Cell]:
             cell = dataclasses.replace(cell, parameters={**cell.parameters, "save_model": True})
         elif cell.notebook == CONSUMER and cell.axes["method"] != DENSE:
             source = producers[recipe(cell)]
-            cell = dataclasses.replace(cell, needs=(source.key,),
+            dense = tuple(c.key for c in cells if c.notebook == CONSUMER and c.axes["method"] == DENSE
+                          and c.axes["model"] == cell.axes["model"] and c.axes.get("benchmark") == cell.axes.get("benchmark"))
+            cell = dataclasses.replace(cell, needs=(source.key,), after=dense,
                                        parameters={**cell.parameters, "pruned_model": source.parameters["model_out"]})
         elif cell.notebook == SUMMARY:
             cell = dataclasses.replace(cell, needs=tuple(c.key for c in cells if c.notebook in (PRODUCER, CONSUMER)))
@@ -353,7 +358,8 @@ def _cell(study, cfg, notebook, axes, reports, results, figures, models_out, sho
                   "dtype": cfg.dtype, "study": study.name, "study_name": study.name, "show_progress": show_progress,
                   "results_dir": str(results / "records"), "artifacts_root": str(results / "artifacts"),
                   "artifacts_dir": str(results / "artifacts" / rel), "figures_dir": str(figures / rel),
-                  "model_out": str(models_out / rel)}
+                  "model_out": str(models_out / rel),
+                  "model_artifacts": str(models_out / "artifacts")}  # saved copies vLLM loads (not a notebook parameter)
     if notebook in (PRODUCER, CONSUMER) and axes.get("method") != DENSE:  # e.g. ShortGPT's own calibration
         parameters.update(cfg.method_params.get(axes.get("method"), {}))
         parameters.update({k: v for k, v in axes.items() if k in CALIBRATION_AXES})  # a varied axis still wins

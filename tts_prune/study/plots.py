@@ -97,20 +97,58 @@ def layer_sparsity(layers: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+METHOD_ORDER = ("magnitude", "wanda", "sparsegpt", "shortgpt")
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 3)), (0, (3, 1, 1, 1)))
+MARKERS = "osD^vP*X"
+
+
+def _run_parts(label: str) -> tuple[str, str, str]:
+    """(method, allocation + calibration, sparsity) of an ``explorer.runs`` label
+    (``method/allocation/sparsity[ (removed x%)][/calibration]``); other labels are their own method."""
+    parts = str(label).split(" (removed")[0].split("/") + [""] * 3
+    tail = str(label).split(")", 1)[1] if " (removed" in str(label) else ""
+    return parts[0], "/".join(p for p in [parts[1], tail.strip("/")] + parts[3:] if p), parts[2]
+
+
+def run_styles(labels) -> dict:
+    """Matplotlib style per run label, so 20+ runs stay apart: colour = method (dense: thick black),
+    line style = allocation (and calibration source), marker = sparsity. Labels that are not run labels
+    (a hue of budgets, recipes) get one colour each."""
+    labels = list(dict.fromkeys(str(x) for x in labels))
+    parsed = {label: _run_parts(label) for label in labels}
+    methods = sorted({m for m, _, _ in parsed.values() if m != "dense"},
+                     key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
+    palette = plt.get_cmap("tab10")
+    lines = sorted({a for _, a, _ in parsed.values()})
+    marks = sorted({s for _, _, s in parsed.values()})
+    styles = {}
+    for label, (method, allocation, sparsity) in parsed.items():
+        dense = method == "dense"
+        styles[label] = dict(color="black" if dense else palette(methods.index(method) % 10),
+                             linestyle="-" if dense else LINESTYLES[lines.index(allocation) % len(LINESTYLES)],
+                             marker="o" if dense else MARKERS[marks.index(sparsity) % len(MARKERS)],
+                             linewidth=2.5 if dense else 1.5, zorder=3 if dense else 2, markersize=4)
+    return styles
+
+
 def _band(ax, table: pd.DataFrame, x: str, hue: str | None, y: str = "acc") -> None:
-    groups = table.groupby(hue, sort=True) if hue else [(None, table)]
-    for index, (key, group) in enumerate(groups):
+    groups = list(table.groupby(hue, sort=True)) if hue else [(None, table)]
+    styles = run_styles([key for key, _ in groups])
+    for key, group in groups:
         group = group.sort_values(x)
         label = None if key is None else str(key)
-        # Past ten runs the colour cycle repeats: the line style and marker keep every run distinguishable,
-        # and the dense baseline is always the thick black line.
-        dense = label == "dense"
-        color = "black" if dense else f"C{index % 10}"
-        style = dict(linestyle=("-", "--", ":", "-.")[(index // 10) % 4], marker="osD^"[(index // 10) % 4],
-                     linewidth=2.5 if dense else 1.5, zorder=3 if dense else 2)
-        ax.plot(group[x], group[y], color=color, label=label, **style)
+        style = styles[str(key)]
+        ax.plot(group[x], group[y], label=label, **style)
         if {"ci_low", "ci_high"} <= set(group.columns):
-            ax.fill_between(group[x], group["ci_low"], group["ci_high"], color=color, alpha=0.12)
+            ax.fill_between(group[x], group["ci_low"], group["ci_high"], color=style["color"], alpha=0.10)
+
+
+def outside_legend(fig: plt.Figure, ax, title: str = "", **kwargs) -> None:
+    """The legend of ``ax``'s lines to the right of the whole figure: it never covers an axis or a title."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, title=title, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.95),
+                   frameon=False, **kwargs)
 
 
 def budget_axis(ax, budgets) -> None:
@@ -151,18 +189,28 @@ def scaling_curves(table: pd.DataFrame, hue: str = "run", facet: str | None = No
 
 
 def thinking_tokens(records: pd.DataFrame, hue: str = "run") -> plt.Figure:
-    """"Overthinking": mean thinking tokens used (left) and share of traces cut at the cap (right) vs budget."""
+    """"Overthinking": mean thinking tokens used (left, 95% CI band) and share of traces cut at the cap (right)
+    vs budget; one style per run (``run_styles``), the legend beside the panels."""
     _require(records, ["budget", "thinking_tokens", "capped", hue], "thinking_tokens")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    data = records.assign(capped=records["capped"].astype(float))
-    sns.lineplot(data, x="budget", y="thinking_tokens", hue=hue, marker="o", errorbar=("ci", 95), ax=left)
-    sns.lineplot(data, x="budget", y="capped", hue=hue, marker="o", errorbar=None, ax=right, legend=False)
+    data = records.assign(capped=records["capped"].astype(float),
+                          thinking_tokens=records["thinking_tokens"].astype(float))
+    stats = data.groupby([hue, "budget"]).agg(tokens=("thinking_tokens", "mean"), sem=("thinking_tokens", "sem"),
+                                              capped=("capped", "mean")).reset_index()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, max(4.0, 0.19 * stats[hue].nunique() + 1.2)))
+    styles = run_styles(stats[hue])
+    for key, part in stats.groupby(hue, sort=True):
+        part, style = part.sort_values("budget"), styles[str(key)]
+        left.plot(part["budget"], part["tokens"], label=str(key), **style)
+        band = 1.96 * part["sem"].fillna(0)
+        left.fill_between(part["budget"], part["tokens"] - band, part["tokens"] + band, color=style["color"], alpha=0.1)
+        right.plot(part["budget"], part["capped"], **style)
     for ax in (left, right):
         budget_axis(ax, records["budget"])
     left.set_ylabel("thinking tokens used (mean, 95% CI)")
     right.set_ylabel("share hitting the budget cap")
-    left.legend(fontsize=8, title=hue)
+    right.set_ylim(-0.02, 1.02)
     fig.tight_layout()
+    outside_legend(fig, left, title=hue)  # beside the panels: it used to sit on the left panel's title and axes
     return fig
 
 

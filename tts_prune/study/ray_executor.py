@@ -26,10 +26,11 @@ def _run_cell_task(cell: Cell, notebooks: str, upstream: dict):
 
 
 class RayExecutor:
-    """Cells as Ray tasks with ``cpus_per_cell`` CPUs and ``gpus_per_cell`` GPUs each (see ``cell_resources``)."""
+    """Cells as Ray tasks with ``cpus_per_cell`` CPUs and ``gpus_per_cell`` GPUs each (see ``cell_resources``;
+    ``None``, the default, derives each cell's GPUs from the study: never 0 for a cell that runs on GPUs)."""
 
     def __init__(self, notebooks: Path, show_progress: bool = True, address: str | None = None,
-                 cpus_per_cell: float = 1, gpus_per_cell: float = 0, init_options: dict | None = None):
+                 cpus_per_cell: float = 1, gpus_per_cell: float | None = None, init_options: dict | None = None):
         try:
             import ray
         except ImportError as error:
@@ -55,19 +56,24 @@ class RayExecutor:
             self.ray.shutdown()
         return False
 
+    def _need(self, cell: Cell, total: dict | None = None) -> dict:
+        total = self.ray.cluster_resources() if total is None else total
+        return cell_resources(cell, self.cpus, self.gpus, cluster_gpus=total.get("GPU", 0))
+
     def has_room(self, cell: Cell) -> bool:
-        need = cell_resources(cell, self.cpus, self.gpus)
         total = self.ray.cluster_resources()
+        need = self._need(cell, total)
         short = {k: (v, total.get(k, 0)) for k, v in need.items() if v > total.get(k, 0)}
         if short:
             have = ", ".join(f"{k}: needs {v:g}, cluster has {t:g}" for k, (v, t) in short.items())
             raise ValueError(f"cell {cell.notebook} [{cell.label}] cannot run on this Ray cluster ({have}); "
-                             "lower --cpus-per-cell / --gpus-per-cell or add nodes with those resources.")
+                             "lower --cpus-per-cell / --gpus-per-cell (0: run on CPU) or add nodes with those "
+                             "resources.")
         used = {k: sum(r.get(k, 0) for _, r in self.running.values()) for k in need}
         return not self.running or all(used[k] + v <= total.get(k, 0) for k, v in need.items())
 
     def submit(self, cell: Cell, upstream: dict) -> None:
-        need = cell_resources(cell, self.cpus, self.gpus)
+        need = self._need(cell)
         task = self.ray.remote(_run_cell_task).options(num_cpus=need["CPU"], num_gpus=need["GPU"],
                                                       name=f"{cell.notebook}:{cell.label}"[:200], max_retries=0)
         self.running[task.remote(cell, self.notebooks, upstream)] = (cell, need)

@@ -71,14 +71,41 @@ def write_manifest(study: StudyConfig, cells: list[Cell], reports: Path) -> Path
     path = Path(reports) / study.name / "manifest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"notebook": c.notebook, "axes": c.axes, "ipynb": c.output.relative_to(reports).as_posix(),
-             "html": c.html.relative_to(reports).as_posix(), "done": c.marker.exists() and c.html.exists()}
+             "html": c.html.relative_to(reports).as_posix(), "done": c.marker.exists() and c.html.exists(),
+             "figures_dir": str(c.parameters.get("figures_dir", ""))}  # 05 leaves its claims and headline there
             for c in cells]
     path.write_text(json.dumps({"study": study.name, "description": study.description, "cells": rows}, indent=1))
     return path
 
 
+HEADLINE = "headline.png"   # what 05-report writes for the index: its headline figure ...
+CLAIMS = "claims.csv"       # ... and its claims table
+
+
+def _headline(reports: Path, data: dict) -> str:
+    """The study's 05-report headline figure (embedded), claims table and link to the full report, if it ran."""
+    import base64
+
+    import pandas as pd
+
+    report = next((r for r in data["cells"] if r["notebook"] == "05-report" and (reports / r["html"]).exists()), None)
+    if report is None or not report.get("figures_dir"):
+        return ""
+    figures = Path(report["figures_dir"])
+    parts = [f'<p><a href="{html.escape(report["html"])}"><b>Full report (05-report)</b></a></p>']
+    if (figures / HEADLINE).exists():
+        data_uri = base64.b64encode((figures / HEADLINE).read_bytes()).decode()
+        parts.append(f'<img style="max-width:100%" alt="headline figure" src="data:image/png;base64,{data_uri}">')
+    if (figures / CLAIMS).exists():
+        claims = pd.read_csv(figures / CLAIMS)
+        parts.append("<h3>Claims the records support, and those they cannot decide</h3>"
+                     + claims.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0, na_rep=""))
+    return "".join(parts)
+
+
 def write_index(reports: Path) -> Path:
-    """reports/index.html: every study found under ``reports``, each cell linked to its HTML and notebook."""
+    """reports/index.html: per study, 05-report's headline figure, its claims table and a link to the full report,
+    then every cell linked to its HTML and notebook."""
     reports = Path(reports)
     sections = []
     for manifest in sorted(reports.glob("*/manifest.json")):
@@ -92,6 +119,7 @@ def write_index(reports: Path) -> Path:
             rows.append(f"<tr><td>{html.escape(row['notebook'])}</td><td>{html.escape(axes)}</td>"
                         f"<td>{status}</td><td>{link}</td></tr>")
         sections.append(f"<h2>{html.escape(data['study'])}</h2><p>{html.escape(data.get('description', ''))}</p>"
+                        + _headline(reports, data) + f"<h3>All {len(rows)} cells</h3>"
                         "<table><tr><th>notebook</th><th>parameters</th><th>status</th><th>links</th></tr>"
                         + "".join(rows) + "</table>")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>tts-prune reports</title><style>"

@@ -3,7 +3,7 @@
 ``execute`` decides when a cell is done (its marker records the same declared parameters, notebook and
 outputs of the cells it needs), so a 03 cell that saves different weights re-runs the 04 cells that
 read them, and 05-report re-runs after any 03 or 04 cell ran. The scheduler here hands ready cells
-to an executor (``executors.EXECUTORS``: local and sequential by default, or Ray); a failing cell
+to an executor (``executors.EXECUTORS``: local, one cell per device, by default, or Ray); a failing cell
 stops new submissions, the running ones finish and stay done, and the study raises ``CellFailed``
 naming the cell with papermill's error. The manifest and ``reports/index.html`` are written even
 after a failure, so what finished stays linked.
@@ -26,8 +26,9 @@ def run_study(study: StudyConfig, reports: Path | None = None, notebooks: Path |
               executor_options: dict | None = None, **dirs) -> list[Cell]:
     """Run every cell not already done, each after the cells it needs; write the manifest and index.
 
-    ``executor`` names an entry of ``executors.EXECUTORS`` (``local``: one cell at a time, in the order of
-    the walk; ``ray``: cells as Ray tasks, as many at once as the cluster holds); ``executor_options``
+    ``executor`` names an entry of ``executors.EXECUTORS`` (``local``: one cell per device of this machine
+    (``devices`` option), in the order of the walk, one at a time without a GPU; ``ray``: cells as Ray tasks,
+    as many at once as the cluster holds); ``executor_options``
     go to its constructor. Raises ``CellFailed`` for the first failing cell, after the running ones end.
     """
     reports = Path(reports or paths.REPORTS_DIR)
@@ -42,7 +43,7 @@ def run_study(study: StudyConfig, reports: Path | None = None, notebooks: Path |
         with make_executor(executor, notebooks=notebooks, show_progress=show_progress,
                            **(executor_options or {})) as pool:
             while pending or running:
-                for cell in [c for c in pending if all(k in outputs for k in c.needs)]:
+                for cell in [c for c in pending if all(k in outputs for k in c.needs + c.after)]:
                     upstream = {k: outputs[k] for k in cell.needs}
                     marker = read_marker(cell)
                     source = notebooks / f"{cell.notebook}.ipynb"
@@ -57,7 +58,7 @@ def run_study(study: StudyConfig, reports: Path | None = None, notebooks: Path |
                     pool.submit(cell, upstream)
                     running[cell.key] = cell
                     pending.remove(cell)
-                if any(all(k in outputs for k in c.needs) for c in pending) and failure is None and not running:
+                if any(all(k in outputs for k in c.needs + c.after) for c in pending) and failure is None and not running:
                     continue  # skipped cells made new ones ready
                 if not running:
                     break  # nothing can run: a failure blocked the rest

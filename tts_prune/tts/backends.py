@@ -12,6 +12,9 @@ and vLLM loads that directory. So the fingerprint in a record is always that of 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -64,7 +67,8 @@ def _eos_of(generation_config) -> tuple[int, ...]:
 def save_artifact(model, tokenizer, root: Path | None = None, reuse: Path | None = None,
                   fingerprint: str | None = None) -> ModelArtifact:
     """The artifact of an in-memory model: ``reuse`` (e.g. 03-pruning's directory) when it declares the same
-    fingerprint, else ``root/<fingerprint>`` (written once; default ``models/artifacts``)."""
+    fingerprint, else ``root/<fingerprint>`` (default ``paths.artifacts_dir()``: the study's output tree when a
+    study runs, else ``models/artifacts``), written once and safely shared (``_publish``)."""
     from ..models.loading import model_fingerprint
 
     fingerprint = fingerprint or model_fingerprint(model)
@@ -76,13 +80,41 @@ def save_artifact(model, tokenizer, root: Path | None = None, reuse: Path | None
     for directory in candidates:
         if recorded_fingerprint(directory) == fingerprint and (directory / "config.json").is_file():
             return ModelArtifact(directory, fingerprint, eos)
-    target = Path(root or paths.MODELS_DIR / "artifacts") / fingerprint
+    target = Path(root or paths.artifacts_dir()) / fingerprint
     if recorded_fingerprint(target) != fingerprint:
-        paths.ensure(target)
-        model.save_pretrained(target, safe_serialization=True)
-        tokenizer.save_pretrained(target)
-        (target / ARTIFACT_FILE).write_text(json.dumps({"fingerprint": fingerprint, "source": source}, indent=1))
+        def write(folder: Path) -> None:
+            model.save_pretrained(folder, safe_serialization=True)
+            tokenizer.save_pretrained(folder)
+            (folder / ARTIFACT_FILE).write_text(json.dumps({"fingerprint": fingerprint, "source": source}, indent=1))
+
+        _publish(target, fingerprint, write)
     return ModelArtifact(target, fingerprint, eos)
+
+
+def _publish(target: Path, fingerprint: str, write) -> None:
+    """``write(folder)`` into a temporary directory beside ``target``, then rename it into place: readers never
+    see a half-written ``target``. Writers racing for it (dense cells of one model on many GPUs or Ray workers,
+    on one shared file system) each write their own copy; the first rename wins, a later one fails because the
+    target exists, and that writer drops its copy and uses the winner's (same fingerprint, same weights). A
+    ``target`` left by an older in-place writer without the fingerprint is moved aside and replaced."""
+    paths.ensure(target.parent)
+    folder = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        write(paths.ensure(folder))
+        if target.exists() and recorded_fingerprint(target) != fingerprint:
+            stale = target.parent / f".{target.name}.{uuid.uuid4().hex[:12]}.stale"
+            try:
+                os.rename(target, stale)
+                shutil.rmtree(stale, ignore_errors=True)
+            except FileNotFoundError:  # another writer moved it first
+                pass
+        try:
+            os.rename(folder, target)  # atomic; fails on an existing non-empty directory
+        except OSError:
+            if recorded_fingerprint(target) != fingerprint:
+                raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # ours, when another writer's copy won (or the write failed)
 
 
 def release(model) -> None:

@@ -263,7 +263,8 @@ def _download(spec: Benchmark, filename: str, dest: Path) -> None:
         data = load_dataset(hub_id, config, split=split)
     except Exception as error:  # offline, gated (GPQA needs an accepted licence and a token), renamed
         raise FileNotFoundError(f"{filename}: not in {paths.SHARED_BENCHMARK_DIR} and the hub copy {hub_id} "
-                                f"failed ({error}); set HF_HUB_OFFLINE=0 and log in, or copy the file in") from error
+                                f"failed ({error}); set HF_HUB_OFFLINE=0 (and HF_DATASETS_OFFLINE=0 if set: it wins in "
+                                "datasets) and log in, or copy the file in") from error
     opener = gzip.open if filename.endswith(".gz") else open
     tmp = dest.with_suffix(dest.suffix + ".tmp")
     with opener(tmp, "wt", encoding="utf-8") as handle:

@@ -118,6 +118,7 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     """
     if not isinstance(model_or_path, Engine):  # a model: an engine for this call only, closed however it ends
         call = dict(locals())  # the arguments (the first statement: nothing else is local yet)
+        check_budgets(budgets), protocols_of(grading)  # cheap checks before an engine (a vLLM start) is opened
         with open_engine(model_or_path, backend, batch_size=batch_size, tensor_parallel_size=tensor_parallel_size,
                          data_parallel_size=data_parallel_size, model_dir=model_dir, vllm_options=vllm_options,
                          model_name=model_name) as session:
