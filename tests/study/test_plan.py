@@ -52,15 +52,9 @@ def test_roofline_and_its_calibration():
         accelerator("tpu-v9")
 
 
-# The divergence streamed one trace and 256 positions at a time, as trace_divergence runs it since issue 19
-# (fixed here so the paper's expectations hold whichever divergence code is installed; the default follows the
-# code: test_divergence_settings_follow_the_code)
-STREAMED = dict(divergence_batch=1, divergence_slice=256)
-
-
 @pytest.fixture(scope="module")
-def paper_h100():
-    return plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h100-80gb", **STREAMED))
+def paper_h100():  # the divergence as the installed trace_divergence runs it (streamed since issue 19)
+    return plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h100-80gb"))
 
 
 def _generation(plan, model: str, method: str, benchmark: str, also: str = ""):
@@ -172,7 +166,7 @@ def test_paper_grid_on_an_h100_fits_and_prices_every_cell(paper_h100):
 
 
 def test_h200_is_faster_and_holds_more(paper_h100):
-    h200 = plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h200-141gb", **STREAMED))
+    h200 = plan_study(grid.load_study(PAPER), options=PlanOptions(gpu="h200-141gb"))
     assert h200.ok
     assert h200.totals["generation_hours"] < paper_h100.totals["generation_hours"]
     assert (h200.models["at_longest"].to_numpy() > paper_h100.models["at_longest"].to_numpy()).all()
@@ -201,6 +195,7 @@ def test_divergence_settings_follow_the_code():
 
     accepted = inspect.signature(trace_divergence).parameters
     batch, positions = (1, accepted["slice_size"].default) if "slice_size" in accepted else (16, None)
+    assert (batch, positions) == (1, 256)  # main since issue 19's memdev merge: one trace, 256 positions
     study = grid.load_study(PAPER, models=["Qwen/Qwen3-8B"])
     step = plan_study(study, options=PlanOptions(gpu="h200-141gb")).steps
     step = step[(step["step"] == "divergence") & step["label"].str.contains("method=wanda, allocation=owl, sparsity=0.2")]
