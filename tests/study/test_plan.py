@@ -198,7 +198,8 @@ def test_divergence_settings_follow_the_code():
     assert (batch, positions) == (1, 256)  # main since issue 19's memdev merge: one trace, 256 positions
     study = grid.load_study(PAPER, models=["Qwen/Qwen3-8B"])
     step = plan_study(study, options=PlanOptions(gpu="h200-141gb")).steps
-    step = step[(step["step"] == "divergence") & step["label"].str.contains("method=wanda, allocation=owl, sparsity=0.2")]
+    step = step[(step["step"] == "divergence")
+                & step["label"].str.contains("method=wanda, allocation=owl, sparsity=0.2")]
     length = problems("math500", None).prompt_max + 8192
     h, i, v, params = 4096, 12288, 151936, 8_190_735_360
     logits = batch * (positions or length) * v * (2 + 8)

@@ -51,7 +51,8 @@ class PlanOptions:
                 or (self.max_gen_tokens is not None and self.max_gen_tokens < 1):
             raise ValueError(f"PlanOptions: answer_mean={self.answer_mean}, divergence_batch={self.divergence_batch}, "
                              f"divergence_slice={self.divergence_slice}, max_gen_tokens={self.max_gen_tokens}; "
-                             "allowed: positive integers (batch and slice None: as the code runs; slice 0: whole traces). Fix the option.")
+                             "allowed: positive integers (batch and slice None: as the code runs; slice 0: whole "
+                             "traces). Fix the option.")
 
 
 @dataclass
@@ -298,7 +299,8 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
                                    "weights_gib": shape.weight_bytes(dtype) / GiB,
                                    "kv_bytes_per_token": shape.kv_bytes_per_token(dtype), "kv_pool_gib": pool / GiB,
                                    "longest": longest, "max_model_len": max_model_len,
-                                   "at_longest": int(pool // (min(longest, max_model_len) * shape.kv_bytes_per_token(dtype))),
+                                   "at_longest": int(pool // (min(longest, max_model_len)  # vLLM ends it there
+                                                              * shape.kv_bytes_per_token(dtype))),
                                    "concurrency": batch, "tokens_per_s": rate, "authors_starts": 0,
                                    "mean_context": variant.context})
     for name, p in benches.items():

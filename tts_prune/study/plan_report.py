@@ -22,8 +22,9 @@ def render(plan, per_step: bool = False) -> str:
             lines.append(
                 f"  {m['model']}: {m['params_b']:.2f} B parameters, weights {m['weights_gib']:.1f} GiB, KV cache "
                 f"{m['kv_bytes_per_token']:,} bytes/token; vLLM KV pool {m['kv_pool_gib']:.1f} GiB holds "
-                f"{m['at_longest']} sequences at the longest ({min(m['longest'], m['max_model_len']):,} tokens; the study asks "
-                f"up to {m['longest']:,}; max_model_len {m['max_model_len']:,}); at the mean context of {m['mean_context']:,.0f} tokens "
+                f"{m['at_longest']} sequences at the longest ({min(m['longest'], m['max_model_len']):,} tokens; the "
+                f"study asks up to {m['longest']:,}; max_model_len {m['max_model_len']:,}); at the mean context of "
+                f"{m['mean_context']:,.0f} tokens "
                 f"{m['concurrency']} run at once -> {m['tokens_per_s']:,.0f} generated tokens/s"
                 + (f"; sequences past max_model_len {m['max_model_len']:,} are cut there" if m["longest"] > m["max_model_len"]
                    else ""))

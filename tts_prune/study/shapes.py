@@ -84,8 +84,8 @@ class ModelShape:
             raise ValueError(f"without_blocks({n}) on {self.name or 'a model'} of {self.layers} blocks: allowed 0 <= n "
                              f"< {self.layers} on a shape that knows its block_params (built by shape_from_config); "
                              "lower shortgpt_layers")
-        return dataclasses.replace(self, name=f"{self.name} -{n} block{'s' if n > 1 else ''}" if n else self.name, layers=self.layers - n,
-                                   params=self.params - n * self.block_params)
+        name = f"{self.name} -{n} block{'s' if n > 1 else ''}" if n else self.name
+        return dataclasses.replace(self, name=name, layers=self.layers - n, params=self.params - n * self.block_params)
 
     def weight_bytes(self, dtype: str) -> int:
         return self.params * DTYPE_BYTES[dtype]

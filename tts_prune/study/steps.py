@@ -164,5 +164,6 @@ def divergence_step(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dt
                "that holds both models, or set divergence_traces to 0")
     else:
         fix = (f"this setting holds {batch * positions * shape.vocab * (b + 8) / GiB:.1f} GiB of logits at once; stream "
-               "the divergence: one trace at a time with logits in slices of positions (trace_divergence's slice_size)")
+               "the divergence: one trace at a time with logits in slices of positions (trace_divergence's "
+               "slice_size)")
     return Step("divergence", peak, seconds, fix)
