@@ -31,6 +31,11 @@ def test_shapes_of_the_shipped_configs_match_hand_arithmetic():
     assert qwen3.params == 2 * v * h + 36 * block + h == 8_190_735_360
     assert dict((n, (o, k)) for n, o, k in qwen3.linears)["mlp.down_proj"] == (4096, 12288)
     assert qwen3.prunable_params == 36 * (h * q + 2 * h * kv + q * h + 3 * h * i)
+    # ShortGPT's smaller model: one block's parameters and KV fewer per removed block; all of them is refused
+    cut = qwen3.without_blocks(3)
+    assert (cut.layers, cut.params) == (33, qwen3.params - 3 * block) and cut.kv_bytes_per_token("bfloat16") == 33 * 4096
+    with pytest.raises(ValueError, match="0 <= n < 36"):
+        qwen3.without_blocks(36)
 
 
 def test_roofline_and_its_calibration():
