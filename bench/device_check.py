@@ -182,7 +182,6 @@ def rehearse(args) -> list:
     from transformers import AutoModelForCausalLM
 
     from tts_prune.study import steps as plan_steps
-    from tts_prune.study.plan import divergence_settings
     from tts_prune.study.hardware import GiB, EngineModel, accelerator
     from tts_prune.study.shapes import shape_from_config
 
@@ -242,7 +241,8 @@ def rehearse(args) -> list:
         with Measured(device) as m:
             kl = tts_prune.trace_divergence(dense, pruned, tokenizer, traces, batch_size=1, max_traces=2)
         length = prompt + max(budgets)
-        predicted = plan_steps.divergence_step(shape, gpu, engine, dtype, 2, length, *divergence_settings(1))
+        streamed = plan_steps.divergence_settings(1)  # as trace_divergence runs it
+        predicted = plan_steps.divergence_step(shape, gpu, engine, dtype, 2, length, *streamed)
         whole = plan_steps.divergence_step(shape, gpu, engine, dtype, 2, length, 1, None)
         rows.append((name, f"divergence, 2 traces of {length} (whole-trace code: {whole.peak_bytes / scale:.1f} {unit})",
                      m, predicted.peak_bytes, predicted.seconds))

@@ -6,6 +6,11 @@ compute-bound forward passes for the rest), and for the 04 cells the generated t
 come from each model's ``config.json`` (``shapes``), never from its weights. Beside the kit's cost it prices
 the same grid as the authors' scripts run it, and the worst case of the answer allowance. A step that will not
 fit is a *refusal*: the plan names the cell, the step and the fix, and the command exits non-zero.
+
+A 04 cell is one model variant: one engine serves all its benchmarks (one start, spread over them). A ShortGPT
+variant serves the smaller model its 03 cell saves (``ModelShape.without_blocks``: fewer weights and KV bytes per
+token). Answers get the allowance the generation code gives them (``workload.allowance``), and the divergence
+step is priced as the installed ``trace_divergence`` runs it (``steps.divergence_settings``).
 """
 from __future__ import annotations
 
@@ -24,8 +29,8 @@ from .grid import (CONSUMER, DENSE, PRODUCER, RECIPE_AXES, CALIBRATION_AXES, STR
                    load_study)
 from .hardware import ACCELERATORS, GiB, Accelerator, EngineModel, accelerator
 from .shapes import ModelShape, model_shape
-from .steps import (Step, alphapruning_step, divergence_step, layerif_step, perplexity_step, pruning_step,
-                    transformers_generation_step, vllm_steps)
+from .steps import (Step, alphapruning_step, divergence_settings, divergence_step, layerif_step, perplexity_step,
+                    pruning_step, transformers_generation_step, vllm_steps)
 from .workload import FORCED_END, Generation, allowance, authors_generation, kit_generation, problems
 
 LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
@@ -122,21 +127,6 @@ def _served(cell, shape: ModelShape) -> ModelShape:
         return shape
     count = cell.axes.get("shortgpt_layers") or round(float(cell.axes.get("sparsity") or 0) * shape.layers)
     return shape.without_blocks(int(count))
-
-
-def divergence_settings(batch_size: int, slice_size: int | None = None) -> tuple[int, int | None]:
-    """(traces per forward pass, positions per logits slice or None for whole traces) of a
-    ``trace_divergence(..., batch_size=batch_size[, slice_size=slice_size])`` call, as the installed code runs it:
-    with a ``slice_size`` argument it streams one trace and ``slice_size`` positions at a time (None: the
-    function's default); without one (the batched code) it holds ``batch_size`` whole traces."""
-    import inspect
-
-    from ..pruning.divergence import trace_divergence
-
-    accepted = inspect.signature(trace_divergence).parameters
-    if "slice_size" in accepted:
-        return 1, int(slice_size or accepted["slice_size"].default)
-    return batch_size, None
 
 
 def _divergence_settings(cell, options: PlanOptions) -> tuple[int, int | None]:

@@ -167,3 +167,18 @@ def divergence_step(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dt
                "the divergence: one trace at a time with logits in slices of positions (trace_divergence's "
                "slice_size)")
     return Step("divergence", peak, seconds, fix)
+
+
+def divergence_settings(batch_size: int, slice_size: int | None = None) -> tuple[int, int | None]:
+    """(traces per forward pass, positions per logits slice or None for whole traces) of a
+    ``trace_divergence(..., batch_size=batch_size[, slice_size=slice_size])`` call, as the installed code runs it:
+    with a ``slice_size`` argument it streams one trace and ``slice_size`` positions at a time (None: the
+    function's default); without one (the batched code) it holds ``batch_size`` whole traces."""
+    import inspect
+
+    from ..pruning.divergence import trace_divergence
+
+    accepted = inspect.signature(trace_divergence).parameters
+    if "slice_size" in accepted:
+        return 1, int(slice_size or accepted["slice_size"].default)
+    return batch_size, None
