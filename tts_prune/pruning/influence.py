@@ -83,18 +83,23 @@ def _gradients(model: nn.Module, samples, weights: dict[str, nn.Parameter], desc
         yield {key: w.grad for key, w in weights.items()}
 
 
+def _wide(g: torch.Tensor) -> torch.Tensor:
+    """Gradients accumulate in float32 at least (bf16 / fp16 models), float64 when the model is float64."""
+    return g.to(torch.promote_types(g.dtype, torch.float32))
+
+
 def _influence_of(model, train, validation, weights, damping, show_progress) -> torch.Tensor:
     """(n_train, len(weights)) DataInf influence per train sample and weight matrix (see module docstring)."""
     keys, n = list(weights), train.shape[0]
-    v = {k: torch.zeros_like(w, dtype=torch.float32) for k, w in weights.items()}
+    v = {k: torch.zeros_like(_wide(w.detach())) for k, w in weights.items()}
     for grads in _gradients(model, validation, weights, "LayerIF validation gradients", show_progress):
         for k in keys:
-            v[k] += grads[k].float() / validation.shape[0]
+            v[k] += _wide(grads[k]) / validation.shape[0]
     sq = torch.zeros(n, len(keys), dtype=torch.float64)   # |g_k|^2
     vg = torch.zeros(n, len(keys), dtype=torch.float64)   # v . g_k
     for i, grads in enumerate(_gradients(model, train, weights, "LayerIF train gradients 1/3", show_progress)):
         for j, k in enumerate(keys):
-            g = grads[k].float()
+            g = _wide(grads[k])
             sq[i, j], vg[i, j] = float((g * g).sum()), float((v[k] * g).sum())
     numel = torch.tensor([float(weights[k].numel()) for k in keys], dtype=torch.float64)
     lam = damping * sq.mean(0) / numel                     # (matrices,) DataInf's layer-wise lambda
@@ -102,12 +107,12 @@ def _influence_of(model, train, validation, weights, damping, show_progress) -> 
     u = {k: torch.zeros_like(v[k]) for k in keys}
     for i, grads in enumerate(_gradients(model, train, weights, "LayerIF train gradients 2/3", show_progress)):
         for j, k in enumerate(keys):
-            u[k] += float(c[i, j]) * grads[k].float()
+            u[k] += float(c[i, j]) * _wide(grads[k])
     del v
     ug = torch.zeros(n, len(keys), dtype=torch.float64)   # u . g_k
     for i, grads in enumerate(_gradients(model, train, weights, "LayerIF train gradients 3/3", show_progress)):
         for j, k in enumerate(keys):
-            ug[i, j] = float((u[k] * grads[k].float()).sum())
+            ug[i, j] = float((u[k] * _wide(grads[k])).sum())
     influence = -(vg - ug / n) / lam
     # A matrix whose gradients are all zero carries no signal (lambda = 0): it contributes nothing.
     return torch.where(lam > 0, influence, torch.zeros_like(influence))

@@ -12,7 +12,9 @@ as used by "Doing More With Less: Revisiting the Effectiveness of LLM Pruning fo
    not smoothed, as their code (``len >= window_length`` or skip): no window shrinking;
 4. ``p_hat = (1 - s_norm)(e2 - e1) + e1`` with s_norm the min-max of step 3 (denominator + 1e-8), e1 = 0.05,
    e2 = 0.40, times eta so that the mean weighted by each module's parameters is the target, clipped to [0, 1]
-   (``allocate_layer_sparsity``), separately for attention (q, k, v, o) and MLP (gate, up, down).
+   (``allocate_layer_sparsity``), separately for attention (q, k, v, o) and MLP (gate, up, down). A module
+   whose eta x p_hat exceeds 1 (high targets on few blocks) is zeroed entirely and nothing is rebalanced, as
+   their code; the kit warns and records it (``meta["clipped"]``).
    A higher summed positive influence gives a *lower* sparsity there.
 
 Where the kit departs from their code: degenerate scores (all equal, so every module would get the target:
@@ -185,6 +187,11 @@ def allocate_modules(model: nn.Module, scores: dict, config, meta: dict) -> Modu
                             config.layerif_e1, config.layerif_e2)
         if np.ptp(p) < 1e-12:
             p = _degenerate(kind, sums[kind], p, config, meta)
+        if p.max() >= 1.0:  # their clip to [0, 1]: such a module is zeroed entirely and the mean falls short
+            meta.setdefault("clipped", {})[kind] = [i for i, x in enumerate(p) if x >= 1.0]
+            warnings.warn(f"LayerIF at sparsity {config.sparsity}: eta x p_hat reaches 1 for the {kind} of blocks "
+                          f"{meta['clipped'][kind]}; clipped to 1 (every weight zeroed) without rebalancing, as the "
+                          "authors' code, so the achieved mean is below the target", stacklevel=2)
         by_kind[kind], sums_out[kind] = [float(x) for x in p], [float(x) for x in sums[kind]]
     per_linear = [{name: by_kind[kinds[b][name]][b] for name in sizes[b]} for b in range(len(blocks))]
     meta.update({"positive_sums": sums_out, "sparsity": by_kind, "e1": config.layerif_e1, "e2": config.layerif_e2,
@@ -245,7 +252,7 @@ def check_layerif_config(config, fail) -> None:
     if config.wanda_scope not in ("auto", "row", "matrix"):
         fail(f"wanda_scope={config.wanda_scope!r} is unknown", ["auto", "row", "matrix"], "Pick one.")
     if config.wanda_scope == "auto":  # resolved here so that the recipe records what ran
-        object.__setattr__(config, "wanda_scope", "matrix" if config.allocation == "layerif" else "row")
+        object.__setattr__(config, "wanda_scope", "matrix" if (config.allocation, config.method) == ("layerif", "wanda") else "row")
 
 
 def scores_note(meta: dict) -> str:
