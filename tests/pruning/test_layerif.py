@@ -215,7 +215,7 @@ def _brute_force_influence(model, train, validation, damping=0.1):
         n, d = g.shape
         lam = damping * float((g * g).mean(1).mean())
         inverse = sum(torch.eye(d, dtype=g.dtype) - torch.outer(gi, gi) / (lam + gi @ gi) for gi in g) / (n * lam)
-        influence = -(g @ (inverse @ v))                             # (n,)
+        influence = g @ (inverse @ v)                                # (n,) DataInf's generation-engine sign
         layer = int(name.split(".")[2])
         out[:, layer, 0 if ".self_attn." in name else 1] += influence
     return out

@@ -7,18 +7,24 @@ Data Influence in LoRA-tuned LLMs and Diffusion Models", Kwon et al., arXiv 2310
 either paper is not published for full (LoRA-free) weights; this module implements the definitions:
 
 For a weight matrix m with per-sample LM-loss gradients g_k (train sample k of n) and the mean validation
-gradient v, DataInf (its ``compute_hvp_proposed`` and ``compute_IF``, per weight matrix) gives
+gradient v, DataInf (its ``compute_hvp_proposed`` and ``IFEngineGeneration.compute_IF``, per weight matrix)
+gives
 
     lambda_m = damping x mean_k(|g_k|^2 / numel_m)            (damping 0.1: DataInf's lambda_const_param=10)
     h_m      = 1/(n lambda_m) sum_i (v - c_i g_i),  c_i = (v . g_i) / (lambda_m + |g_i|^2)
-    I_k,m    = -h_m . g_k = -((v . g_k) - (u_m . g_k) / n) / lambda_m,  u_m = sum_i c_i g_i
+    I_k,m    = h_m . g_k = ((v . g_k) - (u_m . g_k) / n) / lambda_m,  u_m = sum_i c_i g_i
 
 and a module's influence is the sum over its matrices (DataInf sums over weight names): the attention
 linears of block l give ``layer_{l}_attention`` and the MLP linears ``layer_{l}_mlp``, the record format of
-the pickles the authors of arXiv 2604.25098 ship. Sign as DataInf: I > 0 means up-weighting sample k raises
-the validation loss (a harmful sample). The gradients are exact, per sample, of the real weights (no LoRA,
-no random projection); differences from the papers: LayerIF's experiments ran on LoRA-fine-tuned models,
-here the gradients are of the model as it is.
+the pickles the authors of arXiv 2604.25098 ship.
+
+Sign: DataInf's engine for generative LLMs (``IFEngineGeneration``) returns ``h . g_k`` without the minus of
+its classifier engine, so I > 0 means up-weighting sample k *lowers* the validation loss through that module
+(a helpful sample). The kit uses that sign. The authors' pickles do not say which sign they hold (their code
+only sums the positive values and prunes modules with a larger sum *less*, which fits this sign: modules the
+training data helps are kept); with the classifier sign, positive values are rare on in-distribution data and
+the sums are mostly zero (a degenerate allocation). The gradients are exact, per sample, of the real weights
+(no LoRA, no random projection); LayerIF's experiments computed them on LoRA-fine-tuned models.
 
 Memory: nothing of size (n x parameters) is ever held. The loop streams samples four times (validation,
 then three passes over the training samples: scalars, the u_m accumulation, the u_m . g_k products), so
@@ -113,7 +119,7 @@ def _influence_of(model, train, validation, weights, damping, show_progress) -> 
     for i, grads in enumerate(_gradients(model, train, weights, "LayerIF train gradients 3/3", show_progress)):
         for j, k in enumerate(keys):
             ug[i, j] = float((u[k] * _wide(grads[k])).sum())
-    influence = -(vg - ug / n) / lam
+    influence = (vg - ug / n) / lam
     # A matrix whose gradients are all zero carries no signal (lambda = 0): it contributes nothing.
     return torch.where(lam > 0, influence, torch.zeros_like(influence))
 
