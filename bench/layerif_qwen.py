@@ -42,7 +42,7 @@ def main() -> None:
     start = time.perf_counter()
     dense, tokenizer = tts_prune.load_model(MODEL, dtype="float32", device="cpu")
     ids = notebook.calibration_ids(tokenizer, "gsm8k", args.nsamples, args.seqlen)  # (nsamples, seqlen), train split
-    heldout = notebook.heldout_ids(tokenizer, "", args.ppl_tokens)  # GSM8K test solutions
+    heldout, scored = notebook.heldout(tokenizer, "", args.ppl_tokens)  # GSM8K test solutions
     base = dict(method="wanda", sparsity=args.sparsity, nsamples=args.nsamples, seqlen=args.seqlen, calibration="gsm8k",
                 owl_lambda=min(0.08, args.sparsity), layerif_samples=args.nsamples)
 
@@ -73,7 +73,7 @@ def main() -> None:
     print("layerif attention sparsity:", [round(x, 3) for x in paper.by_kind["attention"]])
     print("layerif MLP sparsity:      ", [round(x, 3) for x in paper.by_kind["mlp"]])
     print("layerif-block sparsity:    ", [round(x, 3) for x in approx])
-    ppl_dense = tts_prune.perplexity(dense, tokenizer, heldout, seqlen=512, show_progress=False)
+    ppl_dense = tts_prune.perplexity(dense, tokenizer, heldout, seqlen=512, show_progress=False, scored=scored)
     del dense
 
     rows = [dict(allocation="dense", wanda_scope="-", seconds=0.0, sparsity=0.0, ppl=ppl_dense, range="-")]
@@ -85,7 +85,7 @@ def main() -> None:
         targets = result.matrices["target_sparsity"]
         rows.append(dict(allocation=allocation, wanda_scope=config.wanda_scope, seconds=round(time.perf_counter() - t, 1),
                          sparsity=round(result.global_sparsity, 4),
-                         ppl=tts_prune.perplexity(model, tokenizer, heldout, seqlen=512, show_progress=False),
+                         ppl=tts_prune.perplexity(model, tokenizer, heldout, seqlen=512, show_progress=False, scored=scored),
                          range=f"{targets.min():.3f}-{targets.max():.3f}"))
         print(rows[-1], flush=True)
         del model
