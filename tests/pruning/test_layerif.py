@@ -251,3 +251,29 @@ def test_computed_layerif_on_a_three_block_model_is_not_uniform(tmp_path):
     meta = result.allocation_meta
     assert meta["source"] == "computed" and meta["train"] == 4 and meta["validation"] == 4 and len(meta["records"]) == 4
     assert "3 blocks < window 5" in meta["smoothing"]
+
+
+def test_cli_knows_both_layerifs_and_the_scores_option():
+    import argparse
+
+    from tts_prune.pruning.driver import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--method", "wanda", "--sparsity", "0.2", "--allocation", "layerif", "--out", "x",
+                              "--layerif-scores", "scores/*.pkl", "--layerif-on-degenerate", "uniform"])
+    assert (args.allocation, args.layerif_scores, args.layerif_on_degenerate, args.wanda_scope) == \
+        ("layerif", "scores/*.pkl", "uniform", "auto")
+    assert parser.parse_args(["--method", "wanda", "--sparsity", "0.2", "--allocation", "layerif-block",
+                              "--out", "x"]).allocation == "layerif-block"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("layerif_e1", 0.5, r"layerif_e1=0.5, layerif_e2=0.4.*0 <= e1 < e2 <= 1"),
+    ("layerif_on_degenerate", "ignore", r"layerif_on_degenerate='ignore' is unknown.*\['error', 'uniform'\]"),
+    ("layerif_layers_per_pass", -1, r"layerif_layers_per_pass=-1.*integer >= 0"),
+    ("wanda_scope", "column", r"wanda_scope='column' is unknown"),
+])
+def test_layerif_config_errors_name_the_value(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        PruneConfig(method="wanda", sparsity=0.2, allocation="layerif", **{field: value})
