@@ -9,25 +9,30 @@ Usage (after `make qwen`): ``.venv/bin/python bench/layerif_qwen.py [--threads 1
    the per-block sparsities the two allocations give at ``--sparsity``.
 2. Held-out perplexity (GSM8K test solutions, as 03-pruning) after Wanda at ``--sparsity`` with Uniform / OWL /
    LayerIF (the paper's; Wanda ranked per matrix, as the authors' ``prune_wanda_influence``) / LayerIF with
-   Wanda per row (the allocation's effect alone) / LayerIF-block. Each run starts from the cached dense model.
+   Wanda per row (the allocation's effect alone) / LayerIF-block. Each run starts from the cached dense model;
+   the LayerIF runs read the scores of step 1 back from the authors' pickle format (not recomputed), and
+   LayerIF-block's allocation of step 1 is passed as its per-block list.
 """
 from __future__ import annotations
 
 import argparse
+import pickle
+import tempfile
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
 import tts_prune
-from tts_prune.pruning.allocation import layerif_scores
+from tts_prune.pruning.allocation import _eps_map, layerif_scores
 from tts_prune.pruning.influence import module_influence
 from tts_prune.pruning.layerif import layerif_windows, positive_sums
 from tts_prune.study import notebook
 
 MODEL = "qwen2.5-coder-0.5b-instruct"
-RUNS = [("uniform", {}), ("owl", {}), ("layerif", {}), ("layerif", {"wanda_scope": "row"}), ("layerif-block", {})]
+RUNS = ["uniform", "owl", "layerif", "layerif (Wanda per row)", "layerif-block"]
 
 
 def main() -> None:
@@ -55,9 +60,12 @@ def main() -> None:
     t = time.perf_counter()
     block = layerif_scores(dense, train, validation_ids=validation, seed=0, show_progress=False)
     block_s = time.perf_counter() - t
-    paper = tts_prune.allocate(dense, tokenizer, config, ids, show_progress=False)
-    approx = tts_prune.allocate(dense, tokenizer, tts_prune.PruneConfig(allocation="layerif-block", **base), ids,
-                                show_progress=False)
+    # The computed scores go through the authors' pickle format, so the pruning runs below reuse them.
+    scores_file = Path(tempfile.mkdtemp()) / "all_influence_scores_kit.pkl"
+    scores_file.write_bytes(pickle.dumps(records))
+    paper = tts_prune.allocate(dense, tokenizer, tts_prune.PruneConfig(allocation="layerif", layerif_scores=str(scores_file),
+                                                                       **base), ids, show_progress=False)
+    approx = _eps_map(block, dense, tts_prune.PruneConfig(allocation="layerif-block", **base), None)
     signed = [sum(r["scores"][f"layer_{i}_{k}"] for r in records for k in ("attention", "mlp")) for i in range(len(block))]
     corr = {
         "attention positive sums vs block scores": spearmanr(sums["attention"], block).statistic,
@@ -77,9 +85,13 @@ def main() -> None:
     del dense
 
     rows = [dict(allocation="dense", wanda_scope="-", seconds=0.0, sparsity=0.0, ppl=ppl_dense, range="-")]
-    for allocation, extra in RUNS:
+    settings = {"uniform": {}, "owl": {"allocation": "owl"},
+                "layerif": {"allocation": "layerif", "layerif_scores": str(scores_file)},
+                "layerif (Wanda per row)": {"allocation": "layerif", "layerif_scores": str(scores_file), "wanda_scope": "row"},
+                "layerif-block": {"layer_sparsities": list(approx)}}  # the allocation computed above, as a list
+    for allocation in RUNS:
         model, _ = tts_prune.load_model(MODEL, dtype="float32", device="cpu")
-        config = tts_prune.PruneConfig(allocation=allocation, **base, **extra)
+        config = tts_prune.PruneConfig(**base, **settings[allocation])
         t = time.perf_counter()
         result = tts_prune.prune(model, tokenizer, config, ids, show_progress=False)
         targets = result.matrices["target_sparsity"]
