@@ -30,6 +30,7 @@ import hashlib
 import io
 import math
 import pickle
+import re
 import warnings
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from ..models.layers import decoder_layers, prunable_linears, weight_matrix
 from .influence import MODULE_KINDS, module_influence, module_kind, score_key, split_train_validation
 
 SMOOTH_WINDOW, SMOOTH_ORDER = 5, 2
+_KEY = re.compile(r"layer_(\d+)_(?:attention|mlp)")
 DEGENERATE = ("error", "uniform")
 
 
@@ -102,7 +104,7 @@ def load_scores(pattern: str, num_layers: int) -> tuple[dict, dict]:
             keys, sid = set(record["scores"]), record["sample_id"]
             if keys != expected:
                 missing, extra = sorted(expected - keys), sorted(keys - expected)
-                layers = 1 + max((int(k.split("_")[1]) for k in keys if k.startswith("layer_")), default=-1)
+                layers = 1 + max((int(m.group(1)) for m in map(_KEY.fullmatch, map(str, keys)) if m), default=-1)
                 raise ValueError(
                     f"{path}: sample {sid!r} has {'no key ' + missing[0] if missing else 'the extra key ' + extra[0]}"
                     f" ({len(missing)} missing, {len(extra)} extra): its scores cover {layers} layers, the model has "
