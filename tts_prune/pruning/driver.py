@@ -205,9 +205,9 @@ class PruneResult:
     removed_layers: list[int] = field(default_factory=list)
     calibration_shape: tuple[int, ...] = ()
     source_fingerprint: str | None = None
-    allocation_meta: dict = field(default_factory=dict)  # LayerIF: where its scores came from, per-type sparsities
 
     removed_param_fraction: float | None = None
+    allocation_meta: dict = field(default_factory=dict)  # LayerIF: where its scores came from, per-type sparsities
 
     @property
     def global_sparsity(self) -> float:
