@@ -3,8 +3,10 @@
 LayerIF ("Estimating Layer Quality for Large Language Models using Influence Functions", Askari et al.,
 arXiv 2505.23811) scores each layer by the influence of training samples on a validation loss computed with
 that layer's gradients alone, with DataInf's closed-form inverse Hessian ("DataInf: Efficiently Estimating
-Data Influence in LoRA-tuned LLMs and Diffusion Models", Kwon et al., arXiv 2310.00902). The score code of
-either paper is not published for full (LoRA-free) weights; this module implements the definitions:
+Data Influence in LoRA-tuned LLMs and Diffusion Models", Kwon et al., arXiv 2310.00902). No public code of
+LayerIF's scores was found (searched 2026-12-01: its pruning repository HadiAskari/LayerIF_Pruning_New and the
+authors' OCM-7898/TTS-Pruning only read precomputed score files), so this module implements the papers'
+definitions, following DataInf's public ``src/influence.py`` (ykwon0407/DataInf) for the closed form:
 
 For a weight matrix m with per-sample LM-loss gradients g_k (train sample k of n) and the mean validation
 gradient v, DataInf (its ``compute_hvp_proposed`` and ``IFEngineGeneration.compute_IF``, per weight matrix)
