@@ -16,7 +16,7 @@ def _weighted_mean(ratios, weights):
 
 
 def test_registry_names():
-    assert set(ALLOCATORS) >= {"uniform", "owl", "alphapruning", "layerif", "manual"}
+    assert set(ALLOCATORS) >= {"uniform", "owl", "alphapruning", "layerif", "layerif-block", "manual"}
 
 
 def test_rebalance_and_linear_map():
@@ -26,7 +26,7 @@ def test_rebalance_and_linear_map():
     assert linear_map([3.0, 1.0, 2.0], 0.1, 0.3) == pytest.approx([0.3, 0.1, 0.2])
 
 
-@pytest.mark.parametrize("allocation", ["owl", "alphapruning", "layerif"])
+@pytest.mark.parametrize("allocation", ["owl", "alphapruning", "layerif", "layerif-block"])
 def test_weighted_mean_equals_target(allocation):
     model = tiny_model("phi3")  # fused qkv: blocks of one model all the same size, but linears differ
     config = PruneConfig(method="wanda", sparsity=0.3, allocation=allocation, owl_lambda=0.1)
@@ -235,7 +235,7 @@ def test_layerif_validation_source_gives_the_validation_windows(tmp_path):
     path = tmp_path / "train_problems.txt"
     path.write_text("".join(chr(97 + i % 26) for i in range(400)), encoding="utf-8")
     model, ids, tok = tiny_model("llama"), _ids(n=4, seqlen=24), CharTokenizer()
-    config = PruneConfig(method="wanda", sparsity=0.3, allocation="layerif", layerif_samples=4,
+    config = PruneConfig(method="wanda", sparsity=0.3, allocation="layerif-block", layerif_samples=4,
                          layerif_validation=str(path))
     ratios = allocate(model, tok, config, ids, show_progress=False)
     validation = calibration_batches(tok, str(path), 2, 24, seed=1)  # layerif_samples // 2 windows, seed + 1

@@ -102,7 +102,7 @@ def test_allocations_keep_the_weighted_mean(smoke):
     table = pd.read_csv(folder / "allocations.csv")
     weights = layer_weights(AutoModelForCausalLM.from_pretrained(smoke["model"]))
     target = smoke["study"].sparsities[0]
-    assert set(table["allocation"]) == {"uniform", "owl", "alphapruning", "layerif"}
+    assert set(table["allocation"]) == {"uniform", "owl", "alphapruning", "layerif", "layerif-block"}
     for _, part in table.groupby("allocation"):
         mean = (part.sort_values("layer")["sparsity"].to_numpy() * weights).sum() / sum(weights)
         assert abs(mean - target) < 1e-3

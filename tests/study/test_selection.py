@@ -16,7 +16,8 @@ def test_candidates_follow_the_allocation():
     search = {"owl_lambda": [0.04, 0.08], "owl_m": [3, 5], "layerif_eps": [0.1]}
     assert selection.candidates("owl", search) == [{"owl_lambda": 0.04, "owl_m": 3}, {"owl_lambda": 0.04, "owl_m": 5},
                                                    {"owl_lambda": 0.08, "owl_m": 3}, {"owl_lambda": 0.08, "owl_m": 5}]
-    assert selection.candidates("layerif", search) == [{"layerif_eps": 0.1}]
+    assert selection.candidates("layerif-block", search) == [{"layerif_eps": 0.1}]
+    assert selection.candidates("layerif", search) == []  # the paper's LayerIF: the authors' constants
     assert selection.candidates("uniform", search) == []
     with pytest.raises(ValueError, match="seqlen"):
         selection.candidates("owl", {"seqlen": [1]})

@@ -249,3 +249,9 @@ def test_report_reruns_after_new_cells_and_only_then(tmp_path):
     assert again == first  # nothing new: the report is not redone
     more, _ = run(["wanda", "magnitude"])
     assert more[report.output] != first[report.output]  # a new cell ran: the report reads the store again
+
+
+def test_allocations_are_checked_and_both_layerifs_known():
+    assert _config(allocations=("layerif", "layerif-block")).allocations == ("layerif", "layerif-block")
+    with pytest.raises(ValueError, match=r"allocations=\['layerif_paper'\].*'layerif-block'"):
+        _config(allocations=("layerif_paper",))

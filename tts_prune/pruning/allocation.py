@@ -1,8 +1,10 @@
 """Layer-wise sparsity allocation: how much of each decoder block to prune for a global target ``s``.
 
-Every strategy returns one ratio per block. AlphaPruning and LayerIF rescale so that the mean weighted by
-the blocks' prunable parameters equals ``s``; OWL, as its reference code, centres the unweighted mean on
-``s`` and then sets non-positive ratios to 0.01 without rebalancing (``owl_clip="rebalance"`` restores an
+Every strategy returns one ratio per block; ``layerif`` (the paper's, :mod:`.layerif`) returns a
+:class:`~.layerif.ModuleAllocation`, a list of per-block ratios that also carries one ratio per linear
+(attention and MLP differ), which the driver follows. AlphaPruning and LayerIF rescale so that the mean
+weighted by prunable parameters (for ``layerif``: per module type) equals ``s``; OWL, as its reference
+code, centres the unweighted mean on ``s`` and then sets non-positive ratios to 0.01 without rebalancing (``owl_clip="rebalance"`` restores an
 exact weighted mean). The driver reports target and achieved sparsity either way. Registry: :data:`ALLOCATORS`.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 from .calibration import walk_blocks
 from ..models.layers import decoder_layers, prunable_linears, weight_matrix
 from .kernels import ALPHA_ESTIMATORS, outlier_ratio, wanda_score
+from .layerif import layerif, layerif_windows
 
 MAX_RATIO = 0.99  # a block pruned to 100% would zero every linear in it; keep one weight in a hundred
 
@@ -112,7 +115,8 @@ def layerif_scores(model: nn.Module, input_ids: torch.Tensor, proj_dim: int = 32
     DataInf's closed form (arXiv 2310.00902): (1/n sum_i g_i g_i^T + lambda I)^-1 ~
     1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)), lambda = 0.1 x mean squared gradient entry.
     Positive I_k means up-weighting k raises validation loss; the score is sum_k max(I_k, 0), so a higher
-    score marks a lower-quality block, and :func:`layerif` prunes it more.
+    score marks a lower-quality block, and :func:`layerif_block` prunes it more. (The paper's ``layerif`` uses
+    exact per-module gradients instead: :mod:`.influence`.)
     """
     from tqdm.auto import tqdm
 
@@ -239,27 +243,13 @@ def alphapruning(model, ids, config, show_progress=True, tokenizer=None) -> list
     return _eps_map(alpha_per_layer(model, config.alpha_estimator), model, config, config.alpha_eps)
 
 
-def layerif(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
-    """LayerIF-style allocation ("Estimating Layer Quality for Large Language Models using Influence
-    Functions", arXiv 2505.23811), with the approximate scores of :func:`layerif_scores`. Higher score
-    (lower quality) -> more pruning, linear in [s(1-eps), s(1+eps)], rescaled to the target mean; eps as
-    the paper's scripts: 0.1 for Wanda / SparseGPT, 0.3 for magnitude. ``layerif_samples`` gradients in
-    all: with ``layerif_validation`` (a calibration source, e.g. training-split reasoning problems) half
-    are calibration windows (train) and half windows of that source (validation); without it both halves
-    are calibration windows."""
-    n_val = config.layerif_samples // 2
-    validation = None
-    if config.layerif_validation is not None:
-        if tokenizer is None:
-            raise ValueError(f"layerif_validation={config.layerif_validation!r} needs a tokenizer to draw the "
-                             "validation windows; pass the model's tokenizer to allocate()/prune()")
-        from .windows import calibration_batches
-
-        validation = calibration_batches(tokenizer, config.layerif_validation, max(n_val, 1), ids.shape[1],
-                                         config.seed + 1)
-        train = ids[: max(config.layerif_samples - n_val, 1)]
-    else:
-        train = ids[: config.layerif_samples]
+def layerif_block(model, ids, config, show_progress=True, tokenizer=None) -> list[float]:
+    """``layerif-block``: the kit's earlier block-wise approximation of LayerIF (arXiv 2505.23811), one
+    sparsity per block from the sketched scores of :func:`layerif_scores`. Higher score (lower quality) ->
+    more pruning, linear in [s(1-eps), s(1+eps)], rescaled to the target mean; eps as the LayerIF pruning
+    scripts: 0.1 for Wanda / SparseGPT, 0.3 for magnitude. Train / validation windows as ``layerif`` (the
+    paper's allocation, :mod:`.layerif`): see :func:`.layerif.layerif_windows`."""
+    train, validation = layerif_windows(ids, config, tokenizer)
     scores = layerif_scores(model, train, seed=config.seed, show_progress=show_progress, validation_ids=validation)
     return _eps_map(scores, model, config, config.layerif_eps)
 
@@ -278,8 +268,13 @@ def manual(model, ids, config, show_progress=True, tokenizer=None) -> list[float
 
 
 ALLOCATORS: dict[str, Callable] = {"uniform": uniform, "owl": owl, "alphapruning": alphapruning,
-                                   "layerif": layerif, "manual": manual}
-NEEDS_DATA = {"owl", "layerif"}
+                                   "layerif": layerif, "layerif-block": layerif_block, "manual": manual}
+NEEDS_DATA = {"owl", "layerif", "layerif-block"}
+
+
+def needs_calibration(config) -> bool:
+    """Whether ``config.allocation`` reads calibration windows (LayerIF from pickled scores does not)."""
+    return config.allocation in NEEDS_DATA and not (config.allocation == "layerif" and config.layerif_scores)
 
 
 def allocate(model: nn.Module, tokenizer, config, calibration: torch.Tensor | None = None,
@@ -287,7 +282,7 @@ def allocate(model: nn.Module, tokenizer, config, calibration: torch.Tensor | No
     """Per-block sparsities for ``config.allocation`` (does not prune). ``calibration`` is token ids
     (nsamples, seqlen); if None they are drawn from ``config.calibration``."""
     ids = calibration
-    if ids is None and config.allocation in NEEDS_DATA:
+    if ids is None and needs_calibration(config):
         from .windows import calibration_batches
 
         ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed,

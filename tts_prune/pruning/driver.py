@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from .. import __version__
-from .allocation import ALLOCATORS, OWL_CLIPS, allocate, layer_weights
+from .allocation import ALLOCATORS, OWL_CLIPS, allocate, layer_weights, needs_calibration
 from .calibration import LinearStats, walk_blocks
 from .windows import SAMPLERS, calibration_batches
 from ..models.dtypes import DTYPES
 from ..models.layers import decoder_layers, prunable_linears, weight_matrix
 from .kernels import ALPHA_ESTIMATORS, magnitude_mask, parse_nm, sparsegpt_prune, wanda_mask
+from .layerif import DEGENERATE, check_layerif_config, scores_note
 
 
 
@@ -35,7 +36,7 @@ def _magnitude(weight, stats, sparsity, config):
 
 
 def _wanda(weight, stats, sparsity, config):
-    return None, wanda_mask(weight, stats.sq_norm, sparsity, parse_nm(config.nm), config.rounding)
+    return None, wanda_mask(weight, stats.sq_norm, sparsity, parse_nm(config.nm), config.rounding, config.wanda_scope)
 
 
 def _sparsegpt(weight, stats, sparsity, config):
@@ -95,6 +96,14 @@ class PruneConfig:
     ``"floor"`` is the Wanda / SparseGPT reference rule, ``floor(in x s)`` per row (or per SparseGPT block).
     ``calibration_sampling``: "auto", "document" (windows inside one document, as wanda's C4 loader) or
     "packed". ``layerif_eps`` / ``alpha_eps`` default (None) to the reference scripts' value for the method.
+
+    LayerIF (``allocation="layerif"``, the paper's, see ``pruning/layerif.py``): ``layerif_scores`` is a
+    path or glob of the authors' pickles (None: the kit computes the scores on ``layerif_samples``
+    calibration windows, validation from ``layerif_validation``, ``layerif_layers_per_pass`` blocks of
+    gradients at a time, 0 = all); ``layerif_e1`` / ``layerif_e2`` bound p_hat (0.05 / 0.40 as their code);
+    ``layerif_on_degenerate``: "error" or "uniform" (a warned, recorded fallback) when the scores are all
+    equal. ``wanda_scope``: "row" (Wanda), "matrix" (their LayerIF pruning ranks the Wanda metric over the
+    whole matrix) or "auto" (matrix with ``layerif``, else row). ``layerif_eps`` is ``layerif-block``'s.
     """
 
     method: str
@@ -112,6 +121,12 @@ class PruneConfig:
     layerif_eps: float | None = None
     layerif_samples: int = 16
     layerif_validation: str | None = None
+    layerif_scores: str | None = None
+    layerif_e1: float = 0.05
+    layerif_e2: float = 0.40
+    layerif_on_degenerate: str = "error"
+    layerif_layers_per_pass: int = 0
+    wanda_scope: str = "auto"
     alpha_eps: float | None = None
     alpha_estimator: str = "peak"
     rounding: str = "exact"
@@ -195,9 +210,10 @@ class PruneConfig:
         if self.allocation == "alphapruning" and self.sparsity * (1 + self.alpha_eps) >= 1:
             fail(f"sparsity={self.sparsity} with alpha_eps={self.alpha_eps}", "sparsity x (1 + alpha_eps) < 1",
                  "Lower alpha_eps or sparsity.")
-        if self.allocation == "layerif" and self.sparsity * (1 + self.layerif_eps) >= 1:
+        if self.allocation == "layerif-block" and self.sparsity * (1 + self.layerif_eps) >= 1:
             fail(f"sparsity={self.sparsity} with layerif_eps={self.layerif_eps}", "sparsity x (1 + layerif_eps) < 1",
                  "Lower layerif_eps or sparsity.")
+        check_layerif_config(self, fail)
         for name in ("nsamples", "seqlen", "batch_size", "blocksize", "layerif_samples"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(f"{name}={getattr(self, name)!r}", "a positive integer", f"Set {name} to e.g. its default.")
@@ -222,6 +238,7 @@ class PruneResult:
 
     removed_param_fraction: float | None = None
     calibration_used: str | None = None  # the calibration text really used (e.g. ShortGPT's offline stand-in)
+    allocation_meta: dict = field(default_factory=dict)  # LayerIF: where its scores came from, per-type sparsities
 
     @property
     def global_sparsity(self) -> float:
@@ -243,6 +260,7 @@ class PruneResult:
                 "timings": self.timings, "removed_layers": self.removed_layers,
                 "source_fingerprint": self.source_fingerprint,
                 "calibration_shape": list(self.calibration_shape), "calibration_used": self.calibration_used,
+                "allocation_meta": self.allocation_meta,
                 "layers": self.layers.to_dict(orient="records"), "matrices": self.matrices.to_dict(orient="records")}
 
 
@@ -258,11 +276,14 @@ def sparsity_report(model: nn.Module) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------------------- driver
-def _prune_block(block: nn.Module, stats: dict[str, LinearStats] | None, sparsity: float, config: PruneConfig) -> None:
+def _prune_block(block: nn.Module, stats: dict[str, LinearStats] | None, sparsity: float | dict[str, float],
+                 config: PruneConfig) -> None:
+    """Prune every linear of ``block`` to ``sparsity`` (one ratio, or one per linear name: LayerIF)."""
     kernel = PRUNERS[config.method].kernel
     for name, module in prunable_linears(block).items():
         weight = weight_matrix(module)  # (out, in) view sharing storage
-        new, mask = kernel(weight, None if stats is None else stats[name], sparsity, config)
+        target = sparsity[name] if isinstance(sparsity, dict) else sparsity
+        new, mask = kernel(weight, None if stats is None else stats[name], target, config)
         if new is not None and new.data_ptr() != weight.data_ptr():  # SparseGPT updates float32 weights in place
             weight.copy_(new)
         weight[mask.to(weight.device)] = 0
@@ -283,7 +304,7 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
     dtype = None if config.dtype == "auto" else DTYPES[config.dtype]
     if dtype is not None and dtype != next(model.parameters()).dtype:
         model.to(dtype)
-    needs_ids = pruner.needs_data or config.allocation in ("owl", "layerif")
+    needs_ids = pruner.needs_data or needs_calibration(config)
     ids = calibration
     if ids is None and needs_ids:
         ids = calibration_batches(tokenizer, config.calibration, config.nsamples, config.seqlen, config.seed,
@@ -322,22 +343,43 @@ def prune(model: nn.Module, tokenizer, config: PruneConfig, calibration: torch.T
     ratios = allocate(model, tokenizer, config, ids, show_progress=show_progress)
     timings["allocation_s"] = time.perf_counter() - t
     t = time.perf_counter()
+    per_linear = getattr(ratios, "per_linear", None)  # LayerIF: one ratio per linear (attention != MLP)
+    targets = per_linear if per_linear is not None else list(ratios)
     if pruner.needs_data:
         for step in walk_blocks(model, ids, config.batch_size, show_progress, desc=f"{config.method}"):
             stats = step.collect(hessian=pruner.hessian)
-            _prune_block(step.block, stats, ratios[step.index], config)
+            _prune_block(step.block, stats, targets[step.index], config)
     else:
         for index, block in enumerate(decoder_layers(model)):
-            _prune_block(block, None, ratios[index], config)
+            _prune_block(block, None, targets[index], config)
     timings["prune_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - start
+    matrices, layers = _sparsity_tables(model, ratios, per_linear)
+    return PruneResult(config, layers, matrices, timings, [], _shape(ids), fingerprint,
+                       calibration_used=_source(ids, config), allocation_meta=dict(getattr(ratios, "meta", {})))
+
+
+def _sparsity_tables(model: nn.Module, ratios, per_linear) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-matrix and per-block target vs achieved sparsity; with per-linear targets (LayerIF) the blocks
+    also get their attention and MLP targets and achieved values (``attention_target_sparsity``, ...)."""
+    from .influence import module_kind
+
     matrices = sparsity_report(model)
-    matrices["target_sparsity"] = matrices["layer"].map(dict(enumerate(ratios)))
+    if per_linear is None:
+        matrices["target_sparsity"] = matrices["layer"].map(dict(enumerate(ratios)))
+    else:
+        matrices["target_sparsity"] = [per_linear[r.layer][r.linear] for r in matrices.itertuples()]
     grouped = matrices.groupby("layer")[["zeros", "numel"]].sum()
-    layers = pd.DataFrame({"layer": range(len(ratios)), "target_sparsity": ratios,
+    layers = pd.DataFrame({"layer": range(len(ratios)), "target_sparsity": list(ratios),
                            "achieved_sparsity": (grouped["zeros"] / grouped["numel"]).tolist(),
                            "prunable_params": layer_weights(model)})
-    return PruneResult(config, layers, matrices, timings, [], _shape(ids), fingerprint, calibration_used=_source(ids, config))
+    if per_linear is not None:
+        matrices["module"] = matrices["linear"].map(module_kind)
+        for kind, part in matrices.groupby("module"):
+            sums = part.assign(target=part["target_sparsity"] * part["numel"]).groupby("layer")[["zeros", "numel", "target"]].sum()
+            layers[f"{kind}_target_sparsity"] = (sums["target"] / sums["numel"]).reindex(layers["layer"]).to_numpy()
+            layers[f"{kind}_achieved_sparsity"] = (sums["zeros"] / sums["numel"]).reindex(layers["layer"]).to_numpy()
+    return matrices, layers
 
 
 def _shape(ids) -> tuple[int, ...]:
@@ -369,7 +411,7 @@ _CARD = """# {name}
 Pruned from `{source}` with tts-prune {version}: method **{method}**, target sparsity {sparsity},
 allocation {allocation}{nm}. Achieved sparsity over prunable decoder weights: {achieved:.4f}
 (target {target:.4f}). {label}.
-Calibration: {calibration}. Full recipe in `pruning_recipe.json`.
+Calibration: {calibration}.{allocation_note} Full recipe in `pruning_recipe.json`.
 
 {honesty}
 """
@@ -403,6 +445,8 @@ def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, sourc
         "calibration": {"source": config.calibration, "used": result.calibration_used, "nsamples": config.nsamples,
                         "seqlen": config.seqlen, "seed": config.seed, "shape": list(result.calibration_shape)},
         "config": asdict(config), "timings": result.timings,
+        # LayerIF: which scores ran (pickle paths + sha256, or computed + settings) and the per-type sparsities
+        "allocation_meta": result.allocation_meta,
         "source_model": source, "source_fingerprint": result.source_fingerprint,
         "pruned_fingerprint": model_fingerprint(model), "tts_prune_version": __version__,
     }
@@ -416,7 +460,7 @@ def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, sourc
         target=result.target_global_sparsity, label=achieved_label(result),
         calibration=f"{result.calibration_used or config.calibration}, {config.nsamples} x {config.seqlen} tokens, "
                     f"seed {config.seed}",
-        honesty=honesty))
+        allocation_note=scores_note(result.allocation_meta), honesty=honesty))
     return out
 
 
@@ -441,6 +485,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--owl-clip", default="auto", choices=["auto", *sorted(OWL_CLIPS)])
     parser.add_argument("--layerif-eps", type=float, default=None, help="default: 0.1 wanda/sparsegpt, 0.3 magnitude")
     parser.add_argument("--layerif-validation", default=None, help="validation source for LayerIF (e.g. gsm8k)")
+    parser.add_argument("--layerif-scores", default=None, help="LayerIF: path or glob of the authors' score pickles")
+    parser.add_argument("--layerif-on-degenerate", default="error", choices=list(DEGENERATE))
+    parser.add_argument("--layerif-layers-per-pass", type=int, default=0, help="LayerIF gradients: blocks per pass (0: all)")
+    parser.add_argument("--wanda-scope", default="auto", choices=["auto", "row", "matrix"],
+                        help="auto: per matrix with layerif (as the paper's code), else per row")
     parser.add_argument("--alpha-eps", type=float, default=None, help="default: 0.2 wanda/sparsegpt, 0.3 magnitude")
     parser.add_argument("--alpha-estimator", default="peak", choices=sorted(ALPHA_ESTIMATORS))
     parser.add_argument("--rounding", default="exact", choices=list(ROUNDINGS))
@@ -460,6 +509,8 @@ def run(args: argparse.Namespace) -> int:
         magnitude_scope=args.magnitude_scope, nsamples=args.nsamples, seqlen=args.seqlen, seed=args.seed,
         calibration=args.calibration, owl_m=args.owl_m, owl_lambda=args.owl_lambda, owl_clip=args.owl_clip,
         layerif_eps=args.layerif_eps, layerif_validation=args.layerif_validation, alpha_eps=args.alpha_eps,
+        layerif_scores=args.layerif_scores, layerif_on_degenerate=args.layerif_on_degenerate,
+        layerif_layers_per_pass=args.layerif_layers_per_pass, wanda_scope=args.wanda_scope,
         alpha_estimator=args.alpha_estimator, rounding=args.rounding, calibration_sampling=args.calibration_sampling,
         layer_sparsities=layer_sparsities, dtype=args.dtype, shortgpt_layers=args.shortgpt_layers)
     model, tokenizer = load_model(args.model, dtype=args.dtype, device_map=args.device_map)

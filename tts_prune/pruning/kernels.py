@@ -123,12 +123,18 @@ def wanda_score(weight: torch.Tensor, sq_norm: torch.Tensor) -> torch.Tensor:
 
 
 def wanda_mask(weight: torch.Tensor, sq_norm: torch.Tensor, sparsity: float,
-               nm: tuple[int, int] | None = None, rounding: str = "floor") -> torch.Tensor:
+               nm: tuple[int, int] | None = None, rounding: str = "floor", scope: str = "row") -> torch.Tensor:
     """Wanda: "A Simple and Effective Pruning Approach for Large Language Models" (Sun et al.,
     arXiv 2306.11695). Score |W| x ||X||_2, prune the lowest per output row (or N:M per group);
-    ``rounding="floor"`` is the reference's ``floor(in x s)`` per row, ``"exact"`` see :func:`row_counts`."""
+    ``rounding="floor"`` is the reference's ``floor(in x s)`` per row, ``"exact"`` see :func:`row_counts`.
+    ``scope="matrix"`` ranks the scores over the whole matrix instead, as the LayerIF pruning of arXiv
+    2604.25098 (``prune_wanda_influence``: top-k of ``floor(numel x s)`` over the flattened Wanda metric)."""
     score = wanda_score(weight, sq_norm)
-    return nm_mask(score, *nm) if nm is not None else row_mask(score, sparsity, rounding)
+    if nm is not None:
+        return nm_mask(score, *nm)
+    if scope == "matrix":
+        return matrix_mask(score, sparsity, None if rounding == "floor" else round(score.numel() * sparsity))
+    return row_mask(score, sparsity, rounding)
 
 
 def outlier_ratio(score: torch.Tensor, m: float = 5.0) -> float:

@@ -89,6 +89,11 @@ class StudyConfig:
             fail(f"name={self.name!r}", "letters, digits, '.', '_', '-'", "It names the reports folder.")
         if not self.models:
             fail("models is empty", "a list of model references", "Add e.g. models: [smollm2-135m-instruct].")
+        from ..pruning.allocation import ALLOCATORS
+
+        if set(self.allocations) - set(ALLOCATORS):
+            fail(f"allocations={list(self.allocations)}", sorted(set(ALLOCATORS) - {"manual"}),
+                 "layerif is the paper's LayerIF (attention and MLP apart), layerif-block the block-wise approximation.")
         for nb in self.notebooks:
             if nb not in NOTEBOOK_AXES:
                 fail(f"notebook {nb!r} is unknown", list(NOTEBOOK_AXES), "Use the notebook file stems.")

@@ -6,6 +6,8 @@ epsilon) may have been tuned on the test benchmarks. Here a study declares a sma
     params:
       selection: {owl_lambda: [0.04, 0.08], owl_m: [3, 5, 7], layerif_eps: [0.1, 0.3], alpha_eps: [0.1, 0.3]}
 
+(``layerif_eps``: ``layerif-block``; the paper's ``layerif`` has no searched hyper-parameter)
+
 and for each pruned cell, every combination of the values that its allocation uses (``ALLOCATION_PARAMS``)
 prunes a fresh copy of the dense model and is scored by greedy accuracy at one budget on the benchmark's
 ``validation`` split (``tts_prune.tts.splits``: disjoint from the test problems by construction; for AIME24,
@@ -24,7 +26,8 @@ from typing import Callable
 import pandas as pd
 
 # PruneConfig fields each allocation reads; a search over other fields does not apply to it.
-ALLOCATION_PARAMS: dict[str, tuple[str, ...]] = {"owl": ("owl_lambda", "owl_m"), "layerif": ("layerif_eps",),
+# The paper's ``layerif`` has no searched hyper-parameter (its e1 / e2 are the authors' constants).
+ALLOCATION_PARAMS: dict[str, tuple[str, ...]] = {"owl": ("owl_lambda", "owl_m"), "layerif-block": ("layerif_eps",),
                                                  "alphapruning": ("alpha_eps",)}
 
 
