@@ -36,6 +36,7 @@ from .workload import FORCED_END, Generation, allowance, authors_generation, kit
 LOAD_GBS, SAVE_GBS = 2.0, 1.0  # reading / writing a checkpoint, GB/s (local NVMe; an assumption)
 _ENGINE_KEYS = ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens")  # vllm_options the plan follows
 GENERATION = "generation of "  # the step that generates one benchmark's records (engine start share included)
+LAYERIF = ("layerif", "layerif-block")  # both back-propagate calibration windows (one cost model, steps.layerif_step)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOp
             add(cell, pruning_step(shape, device, engine, "calibration", dtype, nsamples, seqlen))
             if cell.notebook == "02-allocation":
                 allocations = list(_param(cell, "allocations", []))
-                if "layerif" in allocations:
+                if set(LAYERIF) & set(allocations):
                     add(cell, layerif_step(shape, device, engine, dtype, int(_param(cell, "layerif_samples", 16)), seqlen))
                 if "alphapruning" in allocations:
                     add(cell, alphapruning_step(shape, device, dtype))
@@ -218,7 +219,7 @@ def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOp
             add(cell, load)
             if allocation == "owl":
                 add(cell, pruning_step(shape, device, engine, "owl", dtype, nsamples, seqlen))
-            elif allocation == "layerif":
+            elif allocation in LAYERIF:
                 add(cell, layerif_step(shape, device, engine, dtype, int(_param(cell, "layerif_samples", 16)), seqlen))
             elif allocation == "alphapruning":
                 add(cell, alphapruning_step(shape, device, dtype))
