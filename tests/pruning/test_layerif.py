@@ -277,3 +277,17 @@ def test_cli_knows_both_layerifs_and_the_scores_option():
 def test_layerif_config_errors_name_the_value(field, value, message):
     with pytest.raises(ValueError, match=message):
         PruneConfig(method="wanda", sparsity=0.2, allocation="layerif", **{field: value})
+
+
+def test_layerif_block_degenerate_scores_are_an_error(monkeypatch):
+    from tts_prune.pruning import allocation
+
+    monkeypatch.setattr(allocation, "layerif_scores", lambda *a, **k: [0.0, 0.0, 0.0])  # no positive influence
+    ids = torch.randint(0, 128, (4, 16), generator=torch.Generator().manual_seed(0))
+    config = dict(method="wanda", sparsity=0.2, allocation="layerif-block", layerif_samples=4)
+    with pytest.raises(ValueError, match="layerif-block scores are degenerate"):
+        allocate(tiny_model("llama"), None, PruneConfig(**config), ids, show_progress=False)
+    with pytest.warns(UserWarning, match="every block gets 0.2"):
+        ratios = allocate(tiny_model("llama"), None, PruneConfig(**config, layerif_on_degenerate="uniform"), ids,
+                          show_progress=False)
+    assert ratios == pytest.approx([0.2] * 3)

@@ -9,6 +9,7 @@ exact weighted mean). The driver reports target and achieved sparsity either way
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import pandas as pd
@@ -251,6 +252,13 @@ def layerif_block(model, ids, config, show_progress=True, tokenizer=None) -> lis
     paper's allocation, :mod:`.layerif`): see :func:`.layerif.layerif_windows`."""
     train, validation = layerif_windows(ids, config, tokenizer)
     scores = layerif_scores(model, train, seed=config.seed, show_progress=show_progress, validation_ids=validation)
+    if max(scores) == min(scores):  # e.g. no positive influence anywhere: linear_map would give every block s
+        why = (f"layerif-block scores are degenerate ({scores[:4]}...: all {scores[0]}), a uniform allocation in "
+               "disguise (issue 20: on few in-distribution windows the summed positive harmful influence is often 0)")
+        if config.layerif_on_degenerate == "error":
+            raise ValueError(f"{why}. Use more or other windows (layerif_samples, layerif_validation), allocation="
+                             "'layerif', or set layerif_on_degenerate='uniform' to accept the fallback")
+        warnings.warn(f"{why}; layerif_on_degenerate='uniform': every block gets {config.sparsity}", stacklevel=2)
     return _eps_map(scores, model, config, config.layerif_eps)
 
 
