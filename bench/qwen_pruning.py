@@ -40,7 +40,7 @@ def main() -> None:
           f"{len(tts_prune.decoder_layers(dense))} blocks, {sum(p.numel() for p in dense.parameters()) / 1e6:.0f} M params")
     print(tts_prune.layer_summary(dense).head(8).to_string(index=False))
     ids = notebook.calibration_ids(tokenizer, "gsm8k", args.nsamples, args.seqlen)  # (nsamples, seqlen), train split
-    heldout = notebook.heldout_ids(tokenizer, "", args.ppl_tokens)  # GSM8K test solutions
+    heldout, _ = notebook.heldout(tokenizer, "", args.ppl_tokens)  # GSM8K test solutions (every token scored)
     prompt = tokenizer("def fibonacci(n):", return_tensors="pt").input_ids
     with torch.no_grad():
         reference = dense(prompt).logits
