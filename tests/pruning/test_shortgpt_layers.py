@@ -190,4 +190,4 @@ def test_whole_samples_draw_like_their_random_sample():
     chosen = random.Random(4).sample(range(30), 7)  # their random.seed(seed); random.sample(chunks, n)
     assert [s.tolist() for s in got] == [tok(texts[i])["input_ids"][:50] for i in chosen]
     assert len(windows.whole_samples(tok, texts, nsamples=100, seqlen=50, seed=0)) == 30  # min(n, chunks), as theirs
-    assert len(pg19.offline_chunks()) >= 100  # the stand-in has enough chunks for the authors' 100 samples
+    assert len(pg19.offline_chunks(windows.calibration_texts("gsm8k"))) >= 100  # the stand-in has enough chunks for the authors' 100 samples

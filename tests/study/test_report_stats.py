@@ -36,7 +36,8 @@ def synthetic_store(root, problems=40, seeds=3, rng_seed=0):
                         "answer_capped": False, "prediction": str(gold if correct else gold + 1),
                         "thinking": f"A+1=1\nB+{gold - 1}={gold if stated else gold - 1}", "answer": "",
                         "thinking_tokens": int(min(budget, 20 + p)), "answer_tokens": 3, "backend": "transformers",
-                        "model_hash": f"hash-{name}", "format": "toy"})
+                        "model_hash": f"hash-{name}", "format": "toy",
+                        "grading": {"protocol": "kit", "grade_thinking": False}})
     ResultStore(root).append(records)
     return pd.DataFrame(records)
 

@@ -82,6 +82,11 @@ def test_evaluate_closes_the_engine_it_opened_also_when_it_fails(tmp_path, monke
     closed = []
     real_close = backends.TransformersBackend.close
     monkeypatch.setattr(backends.TransformersBackend, "close", lambda self: closed.append(self) or real_close(self))
+    with pytest.raises(ValueError, match="no-such-benchmark"):  # fails after the engine is opened
+        tts_prune.evaluate(toy_pair(seed=6), "no-such-benchmark", BUDGETS, backend="transformers", out=tmp_path,
+                           **COMMON)
+    assert len(closed) == 1
+    # arguments that cannot work are refused before an engine (a vLLM start) is opened at all
     with pytest.raises(ValueError, match="budget"):
         tts_prune.evaluate(toy_pair(seed=6), "toy-reasoning", [-1], backend="transformers", out=tmp_path, **COMMON)
     assert len(closed) == 1

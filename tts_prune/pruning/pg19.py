@@ -88,15 +88,11 @@ def validation_books(fetch: Callable[[str], str] = _download, cache=None) -> lis
     return books
 
 
-def _offline_texts() -> list[str]:
-    from .windows import calibration_texts
-
-    return calibration_texts("gsm8k")
-
-
-def shortgpt_texts(strict: bool = False, fetch: Callable[[str], str] = _download, cache=None) -> CalibrationTexts:
+def shortgpt_texts(strict: bool = False, fetch: Callable[[str], str] = _download, cache=None,
+                   offline: Callable[[], list[str]] | None = None) -> CalibrationTexts:
     """Every chunk of every PG19 validation book (``source`` "pg19"). Unreachable: ``strict`` raises a
-    ``ConnectionError``; otherwise a warning, and the chunks of :data:`OFFLINE_SOURCE` with ``source`` saying so."""
+    ``ConnectionError``; otherwise a warning, and the chunks of :data:`OFFLINE_SOURCE` (``offline()``: the bundled
+    GSM8K training texts, which ``windows`` passes in) with ``source`` saying so."""
     try:
         books = validation_books(fetch, cache)
     except Exception as error:  # offline, no access, changed layout: say what was needed
@@ -109,10 +105,13 @@ def shortgpt_texts(strict: bool = False, fetch: Callable[[str], str] = _download
         warnings.warn(f"ShortGPT's calibration text (PG19 validation books) could not be loaded ({reason}); using "
                       f"'{OFFLINE_SOURCE}' (bundled GSM8K training text, chunked the same way) instead. The recipe "
                       "records this; pass calibration='pg19' to make it an error.", stacklevel=3)
-        return CalibrationTexts(offline_chunks(), f"{OFFLINE_SOURCE} (PG19 unreachable: {reason[:200]})")
+        if offline is None:
+            raise ConnectionError(f"PG19 is unreachable ({reason}) and no offline texts were given") from error
+        return CalibrationTexts(offline_chunks(offline()), f"{OFFLINE_SOURCE} (PG19 unreachable: {reason[:200]})")
     return CalibrationTexts([c for book in books for c in paragraph_chunks(book)], "pg19")
 
 
-def offline_chunks() -> list[str]:
-    """:data:`OFFLINE_SOURCE`: the bundled GSM8K training records, each chunked by :func:`paragraph_chunks`."""
-    return [c for text in _offline_texts() for c in paragraph_chunks(text)]
+def offline_chunks(texts: list[str]) -> list[str]:
+    """:data:`OFFLINE_SOURCE`: ``texts`` (the bundled GSM8K training records), each chunked by
+    :func:`paragraph_chunks`."""
+    return [c for text in texts for c in paragraph_chunks(text)]

@@ -209,14 +209,14 @@ def _pg19(strict: bool):
     def texts():
         from .pg19 import shortgpt_texts
 
-        return shortgpt_texts(strict=strict)
+        return shortgpt_texts(strict=strict, offline=lambda: calibration_texts("gsm8k"))
     return texts
 
 
 def _shortgpt_offline():
     from .pg19 import OFFLINE_SOURCE, CalibrationTexts, offline_chunks
 
-    return CalibrationTexts(offline_chunks(), OFFLINE_SOURCE)
+    return CalibrationTexts(offline_chunks(calibration_texts("gsm8k")), OFFLINE_SOURCE)
 
 
 # ShortGPT's own calibration text (pg19.py): "shortgpt" falls back (warned, recorded) to the named offline
