@@ -227,7 +227,6 @@ class _ShardWriter:
     def __init__(self, store: ResultStore, flush_seconds: float):
         self.store, self.flush_seconds = store, flush_seconds
         self.buffer: list[dict] = []
-        self.written: list[dict] = []
         self._lock, self._stop = threading.Lock(), threading.Event()
         self._timer = threading.Thread(target=self._tick, daemon=True, name="shard-writer")
 
@@ -255,7 +254,6 @@ class _ShardWriter:
     def flush(self) -> None:
         with self._lock:
             self.store.append(self.buffer)
-            self.written += self.buffer
             self.buffer = []
 
 
