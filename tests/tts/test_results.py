@@ -121,31 +121,48 @@ def test_an_index_without_its_shard_is_ignored(tmp_path):
 
 
 SCRIPT = textwrap.dedent("""
-    import sys, json, torch
+    import os, sys, time, torch
     sys.path.insert(0, {root!r})
     torch.set_num_threads(1)
     from tests._helpers_eval import toy_pair
+    from tts_prune.tts import results
     from tts_prune.tts.evaluation import evaluate
+
+    pause = os.environ.get("PAUSE_AFTER_SHARDS")
+    if pause:       # stop mid-sweep after N finished shards so the kill lands there on any machine, however loaded
+        append, written = results.ResultStore.append, []
+
+        def paced(self, records):
+            path = append(self, records)
+            written.append(path)
+            if len(written) == int(pause):
+                open({ready!r}, "w").close()
+                time.sleep(600)
+            return path
+
+        results.ResultStore.append = paced
     evaluate(toy_pair(0, 40.0), {data!r}, [3, 40], out={out!r}, model_name="tiny", thinking_format="toy",
              answer_tokens=3, batch_size=1, show_progress=False, flush_seconds=0)
 """)
 
 
 def test_kill_9_mid_sweep_loses_no_finished_record(tmp_path):
-    data, out = str(write_set(tmp_path / "set.jsonl", n=6)), str(tmp_path / "r")
+    data, out, ready = str(write_set(tmp_path / "set.jsonl", n=6)), str(tmp_path / "r"), tmp_path / "ready"
     script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(root=os.getcwd(), data=data, out=out))
-    proc = subprocess.Popen([sys.executable, str(script)])
-    deadline = time.time() + 120
-    while time.time() < deadline and len(ResultStore(out).shards()) < 2:
+    script.write_text(SCRIPT.format(root=os.getcwd(), data=data, out=out, ready=str(ready)))
+    proc = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PAUSE_AFTER_SHARDS": "2"})
+    deadline = time.time() + 300
+    while time.time() < deadline and not ready.exists() and proc.poll() is None:
         time.sleep(0.05)
+    assert ready.exists(), "the sweep never wrote its second shard"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = load_results(out)
-    assert 2 <= len(before) < 12, "the kill came too late to test a partial sweep"
+    assert 2 <= len(before) < 12, "the sweep was not stopped part-way"
     for shard in ResultStore(out).shards():                     # every shard is complete JSON
         assert all(json.loads(line)["key"] for line in shard.read_text().splitlines())
-    subprocess.run([sys.executable, str(script)], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "PAUSE_AFTER_SHARDS"}
+    subprocess.run([sys.executable, str(script)], check=True, env=env)
     after = load_results(out)
     assert len(after) == 12 and after["key"].is_unique
     kept = after.set_index("key").loc[before["key"], "answer"]
