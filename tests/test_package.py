@@ -7,7 +7,7 @@ from pathlib import Path
 import tts_prune
 
 PACKAGE = Path(tts_prune.__file__).resolve().parent
-SUBPACKAGES = ("models", "pruning", "tts", "study")
+SUBPACKAGES = ("models", "pruning", "tts", "report", "study")
 
 
 def _module_name(path: Path) -> str:

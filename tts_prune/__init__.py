@@ -60,15 +60,15 @@ _EXPORTS = {
     "token_cost_table": "tts.metrics",
     "adjust_pvalues": "tts.multiplicity",
     # results a skeptical reviewer accepts (issue #22)
-    "variance_components": "study.reviewer",  # the store's frame, runs labelled; tts.variance computes
+    "variance_components": "report.reviewer",  # the store's frame, runs labelled; tts.variance computes
     "paired_variance": "tts.variance",
-    "power_table": "study.reviewer",
+    "power_table": "report.reviewer",
     "minimum_detectable_difference": "tts.variance",
     "more_seeds": "tts.sequential",
     "seeds_until_precise": "tts.sequential",
-    "scaling_slopes": "study.reviewer",
+    "scaling_slopes": "report.reviewer",
     "slope_tests": "tts.slopes",
-    "failure_breakdown": "study.reviewer",
+    "failure_breakdown": "report.reviewer",
     "failure_differences": "tts.failures",
     "trace_diagnostics": "tts.diagnostics",
     "diagnostics_table": "tts.diagnostics",

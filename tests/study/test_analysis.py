@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tts_prune.study import analysis, explorer
+from tts_prune.report import analysis, explorer
 
 
 def rec(method, problem, correct, tokens, calibration="gsm8k", calibration_seed=0, budget=8, seed=0):

@@ -98,7 +98,7 @@ def test_each_04_cell_starts_one_engine_for_every_benchmark_and_diverges_after_i
 
 def test_the_engine_served_every_benchmark_and_each_has_its_own_outputs(paper_small):
     import tts_prune
-    from tts_prune.study.analysis import read_divergences
+    from tts_prune.report.analysis import read_divergences
 
     study = paper_small["study"]
     records = tts_prune.load_results(paper_small["results"] / study.name / "records")

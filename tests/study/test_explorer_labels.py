@@ -1,7 +1,7 @@
 """Run labels: ShortGPT's label says what it removed; other runs keep method/allocation/sparsity."""
 import pandas as pd
 
-from tts_prune.study import explorer
+from tts_prune.report import explorer
 
 
 def test_shortgpt_label_names_the_removed_fraction():

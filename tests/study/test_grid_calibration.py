@@ -4,7 +4,8 @@ from itertools import product
 import pandas as pd
 import pytest
 
-from tts_prune.study import explorer, grid
+from tts_prune.study import grid
+from tts_prune.report import explorer
 
 
 def _config(**changes):

@@ -93,7 +93,7 @@ def test_a_varied_calibration_axis_wins_over_method_params(tmp_path):
 def test_run_labels_of_shortgpt_by_block_count_and_methods_with_their_own_calibration():
     import pandas as pd
 
-    from tts_prune.study import explorer
+    from tts_prune.report import explorer
 
     def rec(recipe):
         return {"model": "m", "benchmark": "b", "recipe": recipe, "problem_id": "p", "seed": 7, "budget": 512,

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from tts_prune.study import plots  # noqa: E402
+from tts_prune.report import plots  # noqa: E402
 
 
 def test_sequential_vs_parallel_draws_one_line_per_run_and_mode():

@@ -4,9 +4,9 @@ import math
 import pandas as pd
 import pytest
 
-from tts_prune.study import explorer
+from tts_prune.report import explorer
 from tts_prune.study.grid import StudyConfig
-from tts_prune.study.protocols import cohen_kappa, protocol_agreement
+from tts_prune.report.protocols import cohen_kappa, protocol_agreement
 
 
 def _kappa_by_table(a, b):

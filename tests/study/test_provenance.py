@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from tts_prune.study import explorer, provenance
+from tts_prune.report import explorer, provenance
 
 
 def rec(method, allocation, sparsity, model_hash, problem="p0", **recipe):

@@ -6,7 +6,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from tts_prune.study import plots, stat_plots  # noqa: E402
+from tts_prune.report import plots, stat_plots  # noqa: E402
 from tts_prune.tts.failures import CLASSES  # noqa: E402
 
 RUNS = ["dense"] + [f"{m}/{a}/{s}" for m in ("magnitude", "wanda", "sparsegpt") for a in ("uniform", "owl", "layerif")

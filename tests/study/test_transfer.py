@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from tts_prune.study.transfer import cross_benchmark
+from tts_prune.report.transfer import cross_benchmark
 
 # accuracy per (allocation, benchmark) at the largest budget; the tuning choice and the oracle are read off by hand
 ACC = {("uniform", "a"): 0.5, ("uniform", "b"): 0.4, ("uniform", "c"): 0.7,

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from tts_prune.study.explorer import runs
+from tts_prune.report.explorer import runs
 from tts_prune.tts import failures
 
 

@@ -9,7 +9,7 @@ from scipy import stats as sps
 from tests.tts._synthetic import additive_grid, records
 import tts_prune
 from tts_prune import cli
-from tts_prune.study import reviewer
+from tts_prune.report import reviewer
 from tts_prune.tts import power, sequential, variance
 from tts_prune.tts.results import ResultStore
 
@@ -67,14 +67,14 @@ def test_power_table_and_the_cli_on_a_synthetic_store(tmp_path, capsys):
     df = _store_frame(np.random.default_rng(5))
     ResultStore(tmp_path).append(df.to_dict(orient="records"))
     table = tts_prune.power_table(df, d=(0.05, 0.10), seeds=(1, 3))  # the store's frame, runs labelled
-    from tts_prune.study.explorer import runs
+    from tts_prune.report.explorer import runs
 
     pairs = variance.paired_variance(runs(df))  # 2 runs x 2 budgets, computed independently of the table
     assert len(pairs) == 4 and (table["comparisons"] == 4).all() and table["seed_split"].all()
     comps = [pairs[k].mean() for k in ("var_problem", "var_seed")]
     for row in table.itertuples():
         assert row.problems_needed == power.problems_needed(*comps, d=row.d, seeds=row.seeds)
-    assert cli.COMMANDS["power"][0] == "tts_prune.study.reviewer"  # `tts-prune power` dispatches to reviewer.run
+    assert cli.COMMANDS["power"][0] == "tts_prune.report.reviewer"  # `tts-prune power` dispatches to reviewer.run
     parser = argparse.ArgumentParser()
     reviewer.add_arguments(parser)
     assert reviewer.run(parser.parse_args(["--results", str(tmp_path), "--seeds", "1", "3"])) == 0

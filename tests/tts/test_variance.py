@@ -5,7 +5,7 @@ import pytest
 from scipy import stats as sps
 
 from tests.tts._synthetic import additive_grid, records, true_components
-from tts_prune.study.explorer import runs
+from tts_prune.report.explorer import runs
 from tts_prune.tts import variance
 
 

@@ -22,7 +22,7 @@ side (more seeds are assumed not to help). A pilot without a dense baseline uses
 (two independent runs), conservative again. Multiple comparisons: pass the per-test alpha you will use (e.g.
 ``alpha / m`` for Bonferroni over m tests); the default is the unadjusted 0.05.
 
-``tts-prune power --results DIR`` prints the table for a results store (``tts_prune.study.reviewer``).
+``tts-prune power --results DIR`` prints the table for a results store (``tts_prune.report.reviewer``).
 """
 from __future__ import annotations
 
