@@ -28,18 +28,39 @@ def tiny_model_dir(target: Path) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def smoke_run() -> dict:
-    """Run studies/smoke.yaml once per test session on the tiny model, in a temporary output tree."""
+    """Run studies/smoke.yaml once per test session on the tiny model, in a temporary output tree.
+
+    Under pytest-xdist (``make test``) the run is shared by every worker of the session: the first to ask runs
+    it under a file lock in a folder named by the session's id, the others wait for it and reuse it.
+    """
+    import fcntl
+    import os
+
     from tts_prune import paths
     from tts_prune.study import grid, runner
     from tts_prune.tts import benchmarks
 
-    if not benchmarks.available("gsm8k") and paths.SHARED_BENCHMARK_DIR.exists():
-        benchmarks.fetch(show_progress=False)  # what `make data` does: copy the shared benchmark files
-    out = Path(tempfile.mkdtemp(prefix="tts-prune-smoke-"))
-    model = str(tiny_model_dir(out / "tiny-llama"))
-    cfg = grid.load_study(ROOT / "studies" / "smoke.yaml", models=[model])
+    session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if session:
+        out = Path(tempfile.gettempdir()) / f"tts-prune-smoke-{session}"
+        out.mkdir(exist_ok=True)
+    else:
+        out = Path(tempfile.mkdtemp(prefix="tts-prune-smoke-"))
     dirs = dict(reports=out / "reports", results=out / "results", figures=out / "figures", models_out=out / "models")
-    cells = runner.run_study(cfg, show_progress=False, **dirs)
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held while the run is made; released when this process has it
+        done = out / "done"
+        model = str(out / "tiny-llama")
+        if done.exists():  # another worker of this session made it
+            cfg = grid.load_study(ROOT / "studies" / "smoke.yaml", models=[model])
+            cells = grid.expand(cfg, show_progress=False, **dirs)
+        else:
+            if not benchmarks.available("gsm8k") and paths.SHARED_BENCHMARK_DIR.exists():
+                benchmarks.fetch(show_progress=False)  # what `make data` does: copy the shared benchmark files
+            tiny_model_dir(Path(model))
+            cfg = grid.load_study(ROOT / "studies" / "smoke.yaml", models=[model])
+            cells = runner.run_study(cfg, show_progress=False, **dirs)
+            done.touch()
     return {"out": out, "model": model, "cells": cells, "study": cfg, **dirs}
 
 

@@ -9,7 +9,14 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# `make test` runs the suite on several pytest-xdist workers (one per core): each worker then gets its share of the
+# cores, and so do the processes it starts (notebook kernels, subprocess probes), so no two OpenMP pools fight
+# over one core (a pool that spins on a shared core runs several times slower).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+if _WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+torch.set_num_threads(max(1, min(_THREADS, torch.get_num_threads())))
 
 # Small but complete configs: every family keeps its own block structure (fused qkv for Phi3,
 # Conv1D for GPT-2, sandwich norms for Gemma2) at a size that builds in milliseconds.
@@ -40,3 +47,4 @@ def tiny_model(family: str, seed: int = 0):
 @pytest.fixture(params=sorted(FAMILIES))
 def family_model(request):
     return request.param, tiny_model(request.param)
+
