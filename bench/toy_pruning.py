@@ -19,6 +19,7 @@ import torch
 import tts_prune
 from tts_prune import paths
 from tts_prune.models import toy, toy_task
+from tts_prune.tts import toy_reasoner
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -54,7 +55,7 @@ def main() -> None:
     dense, tokenizer = tts_prune.load_model("toy-reasoner")
     problems = toy_task.make_problems(args.problems, seed=1, split="test")
     calib = calibration_file(tokenizer, args.nsamples)
-    base = toy.budget_correct(dense, tokenizer, problems, (args.budget,), show_progress=False)[args.budget]
+    base = toy_reasoner.budget_correct(dense, tokenizer, problems, (args.budget,), show_progress=False)[args.budget]
     rows = [("dense", 0.0, base, 0.0)]
     for method in ("magnitude", "wanda"):
         for sparsity in (0.1, 0.2, 0.5):
@@ -63,7 +64,7 @@ def main() -> None:
             config = tts_prune.PruneConfig(method=method, sparsity=sparsity, nsamples=args.nsamples,
                                            seqlen=args.seqlen, calibration=calib)
             tts_prune.prune(model, tokenizer, config, calibration=None, show_progress=False)
-            flags = toy.budget_correct(model, tokenizer, problems, (args.budget,), show_progress=False)[args.budget]
+            flags = toy_reasoner.budget_correct(model, tokenizer, problems, (args.budget,), show_progress=False)[args.budget]
             rows.append((method, sparsity, flags, time.perf_counter() - start))
             print(f"done {method} {sparsity}", flush=True)
 

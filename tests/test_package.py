@@ -30,6 +30,8 @@ def _imports() -> dict[str, set[str]]:
                 targets.update(names)
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tts_prune"):
                 targets.add(node.module)
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name.startswith("tts_prune"))
     return edges
 
 
@@ -56,6 +58,42 @@ def test_no_import_cycles():
 
     cycles = sorted(a for a in graph if a in reachable(a))
     assert cycles == []
+
+
+def _layer(module: str) -> int | None:
+    """Rank of a module's subpackage in ``SUBPACKAGES`` (lowest first); None for top-level modules."""
+    parts = module.split(".")
+    return SUBPACKAGES.index(parts[1]) if len(parts) > 1 and parts[1] in SUBPACKAGES else None
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """Every import from a lower layer up to a higher one, as "importer -> imported"."""
+    return sorted(f"{a} -> {b}" for a, bs in edges.items() for b in bs
+                  if _layer(a) is not None and _layer(b) is not None and _layer(b) > _layer(a))
+
+
+def test_layers_import_only_downwards():
+    # models < pruning < tts < report < study: a lower layer never imports a higher one, at module level or
+    # inside a function (a lazy import is still a dependency)
+    assert upward_imports(_imports()) == []
+
+
+def test_layer_check_sees_relative_absolute_and_function_level_imports(tmp_path):
+    sources = {"models/a.py": "def f():\n    from ..tts import evaluation\n",
+               "pruning/b.py": "import tts_prune.study.grid\n",
+               "tts/c.py": "from tts_prune.report.plots import x\nfrom ..models import loading\n",
+               "report/d.py": "from . import plots\nfrom ..tts.stats import accuracy_table\n"}
+    for name, text in sources.items():
+        (tmp_path / "tts_prune" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "tts_prune" / name).write_text(text)
+    global PACKAGE
+    saved, PACKAGE = PACKAGE, tmp_path / "tts_prune"
+    try:
+        found = upward_imports(_imports())
+    finally:
+        PACKAGE = saved
+    assert found == ["tts_prune.models.a -> tts_prune.tts", "tts_prune.pruning.b -> tts_prune.study.grid",
+                     "tts_prune.tts.c -> tts_prune.report.plots"]
 
 
 def test_subpackages_and_layout():

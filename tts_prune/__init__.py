@@ -41,8 +41,8 @@ _EXPORTS = {
     # toy reasoner (issue #5)
     "make_problems": "models.toy_task",
     "ToyConfig": "models.toy",
-    "train_toy_reasoner": "models.toy",
-    "budget_accuracy": "models.toy",
+    "train_toy_reasoner": "tts.toy_reasoner",
+    "budget_accuracy": "tts.toy_reasoner",
     # test-time scaling evaluation (issue #6)
     "evaluate": "tts.evaluation",
     "open_engine": "tts.engine",

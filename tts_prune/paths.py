@@ -6,6 +6,8 @@ embedded models, pruned models, results, executed notebooks) goes to git-ignored
 """
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from pathlib import Path
 
@@ -47,3 +49,30 @@ def ensure(path: Path) -> Path:
     """Create ``path`` (a directory) if needed and return it."""
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a (optionally gzipped) JSONL file: the project's one JSONL reader (benchmarks, their train
+    pools, calibration corpora, generation records); errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist; for the bundled benchmarks run `make data` "
+                                "(or `tts-prune data`), else pass an existing file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    with opener(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise ValueError(f"{path}:{number}: not UTF-8 ({error}); re-save the file as UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: bad JSON ({error.msg}); each line must be one JSON object") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: a JSON {type(row).__name__}, expected an object with fields")
+            rows.append(row)
+    return rows

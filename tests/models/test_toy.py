@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tts_prune.models import toy, toy_task
+from tts_prune.tts import toy_reasoner
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +106,9 @@ def test_training_is_deterministic(tokenizer):
 def test_batched_budget_decode_matches_single(trained, tokenizer):
     model, _ = trained
     problems = toy_task.make_problems(4, seed=0, split="test")
-    batched = [g.answer for g in toy.budget_generations(model, tokenizer, problems, (6,), batch_size=4,
+    batched = [g.answer for g in toy_reasoner.budget_generations(model, tokenizer, problems, (6,), batch_size=4,
                                                           show_progress=False)]
-    single = [toy.budget_generations(model, tokenizer, [p], (6,), batch_size=1, show_progress=False)[0].answer
+    single = [toy_reasoner.budget_generations(model, tokenizer, [p], (6,), batch_size=1, show_progress=False)[0].answer
               for p in problems]
     assert batched == single  # left padding does not change greedy results
 
@@ -121,15 +122,15 @@ def test_budget_accuracy_grades_boxed_answers(tokenizer, monkeypatch):
     def fake(model, tokenizer, problems, budgets, show_progress=True):
         return [Generation(i, 0, b, "", answers[b][i], 0, 0, True, 0) for b in budgets for i in range(len(problems))]
 
-    monkeypatch.setattr(toy, "budget_generations", fake)
-    assert toy.budget_accuracy(None, tokenizer, problems, (8, 16), show_progress=False) == {8: 0.5, 16: 1.0}
+    monkeypatch.setattr(toy_reasoner, "budget_generations", fake)
+    assert toy_reasoner.budget_accuracy(None, tokenizer, problems, (8, 16), show_progress=False) == {8: 0.5, 16: 1.0}
 
 
 def test_save_and_reload_with_auto_classes(tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     config = toy.tiny_variant(steps=5, eval_problems=4)
-    target = toy.train_toy_reasoner(tmp_path / "toy", config, show_progress=False)
+    target = toy_reasoner.train_toy_reasoner(tmp_path / "toy", config, show_progress=False)
     model = AutoModelForCausalLM.from_pretrained(target)
     tokenizer = AutoTokenizer.from_pretrained(target)
     assert type(model).__name__ == "Qwen3ForCausalLM"
@@ -138,7 +139,7 @@ def test_save_and_reload_with_auto_classes(tmp_path):
         [{"role": "user", "content": "x"}, {"role": "assistant", "content": toy.assistant_text("t", "1")}], tokenize=False)
     card = (target / "README.md").read_text()
     assert "not a\ngeneral LLM" in card and "| accuracy |" in card
-    accuracy = toy.budget_accuracy(model, tokenizer, toy_task.make_problems(3, seed=0), (4,), show_progress=False)
+    accuracy = toy_reasoner.budget_accuracy(model, tokenizer, toy_task.make_problems(3, seed=0), (4,), show_progress=False)
     assert set(accuracy) == {4} and 0.0 <= accuracy[4] <= 1.0
 
 

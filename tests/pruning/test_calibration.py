@@ -47,7 +47,7 @@ def test_jsonl_traces_and_errors(tmp_path):
     assert texts == [f"Q{i}\n" + "think " * 10 for i in range(3)]
     with pytest.raises(ValueError, match="seqlen=1000"):
         calibration_batches(CharTokenizer(), str(path), nsamples=1, seqlen=1000)
-    with pytest.raises(FileNotFoundError, match="not 'gsm8k'"):
+    with pytest.raises(FileNotFoundError, match=r"is not one of \[.*'gsm8k'"):
         calibration_texts("no-such-file.txt")
 
 

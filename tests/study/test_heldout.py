@@ -9,6 +9,7 @@ from tests.conftest import tiny_model
 from tts_prune import perplexity
 from tts_prune.models.toy import IM_END, assistant_text, build_tokenizer, render
 from tts_prune.models.toy_task import make_problems
+from tts_prune.pruning.windows import calibration_texts
 from tts_prune.study import notebook
 
 
@@ -21,7 +22,7 @@ def test_toy_heldout_is_its_test_split_with_the_assistant_turn_scored():
     tail = tokenizer(assistant_text(first["thinking"], first["answer"]) + IM_END, add_special_tokens=False)["input_ids"]
     assert ids[:len(head) + len(tail)].tolist() == head + tail
     assert scored[:len(head)].sum() == 0 and scored[len(head):len(head) + len(tail)].all()
-    calibration = notebook._toy_texts(tokenizer, nsamples=16, seed=0)
+    calibration = calibration_texts("toy-reasoning", nsamples=16, seed=0, tokenizer=tokenizer)
     assert not any(first["problem"] + IM_END in text for text in calibration)
 
 

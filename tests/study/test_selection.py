@@ -9,7 +9,7 @@ from tts_prune.study import selection
 from tts_prune.tts.benchmarks import load_benchmark
 from tts_prune.tts.formats import FORMATS, build_prompt
 from tts_prune.tts.results import ResultStore
-from tts_prune.tts.splits import split_problems
+from tts_prune.tts.benchmarks import split_problems
 
 
 def test_candidates_follow_the_allocation():

@@ -9,7 +9,7 @@ from tts_prune.study.self_traces import self_trace_texts
 from tts_prune.tts.benchmarks import load_benchmark
 from tts_prune.tts.formats import FORMATS, build_prompt
 from tts_prune.tts.results import ResultStore
-from tts_prune.tts.splits import split_problems
+from tts_prune.tts.benchmarks import split_problems
 
 
 def test_self_traces_are_the_models_own_traces_on_training_problems(tmp_path):

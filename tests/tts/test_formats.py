@@ -9,8 +9,9 @@ import torch
 
 from tests.tts import _tokenizers
 from tts_prune.tts.formats import FORMATS, build_prompt, detect_format, forced_end, get_format
-from tts_prune.tts.generation import (DecodingConfig, answer_stop_ids, encode, end_trigger_ids, forced_end_ids,
-                                      natural_end_ids, stop_token_ids, sweep)
+from tts_prune.tts.generation import sweep
+from tts_prune.tts.protocol import (DecodingConfig, answer_stop_ids, encode, end_trigger_ids, forced_end_ids,
+                                    natural_end_ids, stop_token_ids)
 
 torch.set_num_threads(1)
 IM_START, IM_END, ENDOFTEXT, THINK, END_THINK = 151644, 151645, 151643, 151667, 151668

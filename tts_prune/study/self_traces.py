@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import paths
+from ..pruning.windows import TextSource, register_text_source
 
 
 def self_trace_texts(model, tokenizer, benchmark: str, n_problems: int, budget: int, store=None, seed: int = 0,
@@ -34,3 +35,15 @@ def self_trace_texts(model, tokenizer, benchmark: str, n_problems: int, budget: 
                      show_progress=show_progress, **evaluate_options)
     return [f"{prompt}{thinking}{forced or ''}{answer}" for prompt, thinking, forced, answer
             in zip(frame["prompt"], frame["thinking"], frame["forced"], frame["answer"])]
+
+
+def _texts(tokenizer=None, nsamples: int = 128, seed: int = 0, model=None, benchmark: str = "", budget: int = 256,
+           store=None, model_name: str | None = None, show_progress: bool = False,
+           evaluate_options: dict | None = None, **_) -> list[str]:
+    return self_trace_texts(model, tokenizer, benchmark, max(nsamples, 16), budget, store, seed,
+                            model_name=model_name, show_progress=show_progress, **(evaluate_options or {}))
+
+
+# The pruner's one registry of named calibration sources (pruning.windows.TEXT_SOURCES) gets this one from
+# here: it needs the evaluator, which the pruning layer may not import. Traces are short documents: packed.
+register_text_source("self-traces", TextSource(_texts, "packed"))

@@ -21,7 +21,8 @@ from typing import Protocol
 
 from .. import paths
 from ..models.runtime import free_accelerator
-from .generation import DecodingConfig, Generation, eos_ids, sweep_batch
+from .generation import sweep_batch
+from .protocol import DecodingConfig, Generation, eos_ids
 from .formats import ThinkingFormat
 
 ARTIFACT_FILE = "tts_prune_artifact.json"  # {"fingerprint": ...} beside weights this module saved

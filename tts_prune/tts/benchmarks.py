@@ -1,19 +1,22 @@
-"""The benchmark registry: name -> (loader, grader kind), and ``tts-prune data`` that fills data/benchmarks/.
+"""The task registry: each benchmark's files and hub source, test problems, grader kind, training pool and
+calibration text (``Benchmark``), and ``tts-prune data`` that fills data/benchmarks/.
 
 Every loader returns problems as dicts ``{"id", "problem", "answer"}`` (plus ``choices`` for multiple
 choice), where ``problem`` is the user-message text the prompt builder sends. Real sets are read from
-``paths.BENCHMARK_DIR``; procedural sets come from reasoning-gym (offline, seeded) and ``toy-reasoning``
-from ``tts_prune.models.toy_task``. A path to a ``.jsonl`` file is a user's own set, graded like MATH.
+``paths.BENCHMARK_DIR`` with the project's one JSONL reader (``paths.read_jsonl``); GSM8K is parsed in one
+place (``gsm8k_problems``) for its test set and its training pool; procedural sets come from reasoning-gym
+(offline, seeded) and ``toy-reasoning`` from ``tts_prune.models.toy_task``. A path to a ``.jsonl`` file is a
+user's own set, graded like MATH. ``<name>@train`` / ``<name>@validation`` are the disjoint training and
+validation problems drawn from a task's pool (``split_problems``; the hash split is ``splits``).
 
 GPQA Diamond (Rein et al., arXiv 2311.12022) asks that its questions never appear in plain text online:
 options are shuffled with a per-question seed and records keep only a hash in printable fields
 (``redact``). ``gpqa-diamond-openai`` is the same set as the paper's harness asks it (s1's lm-evaluation-harness
-task ``gpqa_diamond_openai``): its prompt (no instruction) and its shuffle (see ``gpqa_openai_problems``).
+task ``gpqa_diamond_openai``): its prompt (no instruction) and its shuffle (``gpqa.gpqa_openai_problems``).
 """
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import random
 import shutil
@@ -22,43 +25,28 @@ from pathlib import Path
 from typing import Callable
 
 from .. import paths
+from ..paths import read_jsonl  # noqa: F401  (the project's one JSONL reader, re-exported)
+from .gpqa import LETTERS, gpqa_openai_problems, gpqa_problem, question_hash  # noqa: F401  (re-exported)
+from .splits import DEFAULT_SIZE, SPLITS, split_of
 
-LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
 class Benchmark:
+    """One task of the registry: its files and hub source, its test problems, grader kind, training pool and
+    calibration text. ``train`` (n, seed) -> problems is the task's own training data, from which
+    ``splits`` draws its disjoint ``train`` / ``validation`` problems (None: the default pool, GSM8K train);
+    ``calibration`` names the pruner's text source drawn from the same training data (``pruning.windows.
+    TEXT_SOURCES``), the one a study calibrates on for this task."""
+
     name: str
-    loader: Callable[[int | None, int], list[dict]]   # (limit, seed) -> problems
+    loader: Callable[[int | None, int], list[dict]]   # (limit, seed) -> test problems
     grader: str                                      # key of grading.GRADERS
     files: tuple[str, ...] = ()                      # under paths.BENCHMARK_DIR
     hub: tuple[str, str, str | None] = ("", "", None)  # (dataset id, split, config) for `tts-prune data`
     secret: bool = False                             # never print problem text (GPQA)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a (optionally gzipped) JSONL file; errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"benchmark file {path} does not exist; run `make data` (or `tts-prune data`)")
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
-    with opener(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{path}:{number}: not UTF-8 ({error}); re-save the file as UTF-8") from None
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: bad JSON ({error.msg}); each line must be one JSON object") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: a JSON {type(row).__name__}, expected an object with fields")
-            rows.append(row)
-    return rows
+    train: Callable[[int, int], list[dict]] | None = None  # (n, seed) -> training problems (None: the default pool)
+    calibration: str | None = None                   # pruning.windows.TEXT_SOURCES name drawn from ``train``
 
 
 def _take(rows: list[dict], limit: int | None) -> list[dict]:
@@ -83,61 +71,25 @@ def _simple(filename: str, prefix: str):
     return load
 
 
+def gsm8k_problems(filename: str, prefix: str) -> list[dict]:
+    """GSM8K rows as problems, parsed in this one place: the question, and the gold number after ``####``."""
+    path = _local(filename)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: GSM8K ({filename}) is bundled by `make data`; run it")
+    return [{"id": f"{prefix}-{i}", "problem": r["question"], "answer": r["answer"].split("####")[-1].strip()}
+            for i, r in enumerate(read_jsonl(path))]
+
+
 def load_gsm8k(limit, seed):
-    rows = read_jsonl(_local("gsm8k_test.jsonl"))
-    return _take([{"id": f"gsm8k-{i}", "problem": r["question"], "answer": r["answer"].split("####")[-1].strip()}
-                  for i, r in enumerate(rows)], limit)
+    return _take(gsm8k_problems("gsm8k_test.jsonl", "gsm8k"), limit)
 
 
-def question_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def gpqa_problem(row: dict) -> dict:
-    """Question with shuffled options; the shuffle seed is the question's own hash, so it is fixed."""
-    question = row["Question"].strip()
-    options = [row["Correct Answer"]] + [row[f"Incorrect Answer {k}"] for k in (1, 2, 3)]
-    options = [str(o).strip() for o in options]
-    order = list(range(4))
-    random.Random(int(question_hash(question), 16)).shuffle(order)
-    choices = [options[k] for k in order]
-    gold = LETTERS[order.index(0)]
-    text = question + "\n\n" + "\n".join(f"({LETTERS[k]}) {c}" for k, c in enumerate(choices))
-    text += "\n\nAnswer with the letter of the correct option."
-    return {"id": f"gpqa-{question_hash(question)}", "problem": text, "answer": gold, "choices": choices,
-            "question": question}
+def gsm8k_train(n, seed):
+    return gsm8k_problems("gsm8k_train.jsonl.gz", "gsm8k-train")  # every row: splits hashes and draws from them
 
 
 def load_gpqa(limit, seed):
     return _take([gpqa_problem(r) for r in read_jsonl(_local("gpqa_diamond.jsonl.gz"))], limit)
-
-
-def gpqa_openai_problems(rows: list[dict], seed: int = 0) -> list[dict]:
-    """GPQA as the harness's ``gpqa_diamond_openai`` task builds it (``tasks/gpqa/openai/utils.py``).
-
-    Prompt: ``{Question}\n\nA) {choice1}\nB) ...\nD) {choice4}`` with no instruction (their ``QUERY_TEMPLATE``,
-    ``judge_prompts.json``). Order: per row, in file order, ``[Incorrect 1, Incorrect 2, Incorrect 3, Correct]``
-    shuffled by Python's ``random`` after ``random.seed(seed)`` (lm-eval seeds it with ``--seed``, default 0,
-    which their script keeps). Whether this reproduces their letters depends on what their run did between
-    that seed and ``process_docs`` (lm-eval builds the vLLM model first; an engine in the same process that
-    reseeds ``random`` changes every shuffle), on ``datasets``' map cache (a cached ``process_docs`` result is
-    reused whatever the seed) and on the row order of the file, which must be the hub's ``Idavidrein/gpqa``
-    ``gpqa_diamond`` train order. None of these can be checked offline: this is their procedure, not
-    necessarily their letters. Texts are used unstripped, as theirs.
-    """
-    from .judge import judge_prompts
-
-    template = judge_prompts()["gpqa_prompt"]["template"]
-    rng = random.Random(seed)
-    problems = []
-    for row in rows:
-        choices = [row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"], row["Correct Answer"]]
-        rng.shuffle(choices)
-        text = template.format(Question=row["Question"], **{f"choice{k + 1}": c for k, c in enumerate(choices)})
-        problems.append({"id": f"gpqa-{question_hash(row['Question'].strip())}", "problem": text,
-                         "answer": LETTERS[choices.index(row["Correct Answer"])], "choices": choices,
-                         "question": row["Question"]})
-    return problems
 
 
 def load_gpqa_openai(limit, seed):
@@ -155,11 +107,20 @@ def _gym(task: str):
     return load
 
 
-def load_toy(limit, seed):
+def _toy_problems(n: int, seed: int, split: str) -> list[dict]:
     from ..models.toy_task import make_problems  # lazy: the toy task belongs to the toy reasoner
 
     return [{"id": p["id"], "problem": p["problem"], "answer": str(p["answer"])}
-            for p in make_problems(limit if limit is not None else 200, seed=seed, split="test")]
+            for p in make_problems(n, seed=seed, split=split)]
+
+
+def load_toy(limit, seed):
+    return _toy_problems(limit if limit is not None else 200, seed, "test")
+
+
+def toy_train(n, seed):
+    # Enough of the toy *train* split that both of splits' sub-splits (train, validation) have n problems.
+    return _toy_problems(max(8 * n, 64), seed, "train")
 
 
 def load_user_file(path: Path, limit=None) -> list[dict]:
@@ -187,24 +148,52 @@ BENCHMARKS: dict[str, Benchmark] = {
     "gpqa-diamond-openai": Benchmark("gpqa-diamond-openai", load_gpqa_openai, "choice", ("gpqa_diamond.jsonl.gz",),
                                      ("Idavidrein/gpqa", "train", "gpqa_diamond"), secret=True),
     "gsm8k": Benchmark("gsm8k", load_gsm8k, "numeric", ("gsm8k_test.jsonl", "gsm8k_train.jsonl.gz"),
-                       ("openai/gsm8k", "test", "main")),
+                       ("openai/gsm8k", "test", "main"), train=gsm8k_train, calibration="gsm8k"),
     "chain_sum": Benchmark("chain_sum", _gym("chain_sum"), "numeric"),
     "basic_arithmetic": Benchmark("basic_arithmetic", _gym("basic_arithmetic"), "math"),
     "gsm_symbolic": Benchmark("gsm_symbolic", _gym("gsm_symbolic"), "numeric"),
-    "toy-reasoning": Benchmark("toy-reasoning", load_toy, "numeric"),
+    "toy-reasoning": Benchmark("toy-reasoning", load_toy, "numeric", train=toy_train, calibration="toy-reasoning"),
 }
 
 
+DEFAULT_POOL = "gsm8k"  # the pool of every task without training data of its own (MATH500, AIME, GPQA, ...)
+
+
+def pool_of(benchmark: str) -> str:
+    """The registered task whose training problems (``Benchmark.train``) hold ``benchmark``'s splits."""
+    spec = BENCHMARKS.get(benchmark)
+    return benchmark if spec is not None and spec.train is not None else DEFAULT_POOL
+
+
+def split_problems(benchmark: str, split: str, n: int | None = None, seed: int = 0) -> list[dict]:
+    """``n`` problems (default 64) of ``split`` ("train" or "validation") for ``benchmark``, disjoint from its
+    test problems and from the other split (``splits.split_of``); shuffled by ``seed``."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is unknown; use one of {SPLITS} (the test split is the benchmark itself)")
+    n = DEFAULT_SIZE if n is None else n
+    if n < 1:
+        raise ValueError(f"n={n} must be a positive number of problems")
+    pool = pool_of(benchmark)
+    problems = [p for p in BENCHMARKS[pool].train(n, seed) if split_of(p["problem"]) == split]
+    random.Random(f"{benchmark}/{split}/{seed}").shuffle(problems)
+    if len(problems) < n:
+        raise ValueError(f"the {pool} pool has only {len(problems)} {split} problems; ask for fewer")
+    return [{**p, "id": f"{split}-{p['id']}"} for p in problems[:n]]
+
+
 def resolve(benchmark: str) -> tuple[Benchmark, Callable]:
-    """(Benchmark, loader) for a registered name or a path to a user's .jsonl file."""
+    """(Benchmark, loader) for a registered name, ``<name>@train`` / ``<name>@validation`` (its disjoint
+    training problems, see ``splits``), or a path to a user's .jsonl file."""
     if benchmark in BENCHMARKS:
         spec = BENCHMARKS[benchmark]
         return spec, spec.loader
-    if benchmark.partition("@")[0] in BENCHMARKS:  # "<benchmark>@train" / "@validation": disjoint from the test set
-        from .splits import split_spec
-
-        loader, grader = split_spec(benchmark)
-        return Benchmark(benchmark, loader, grader), loader
+    base, _, split = benchmark.partition("@")
+    if base in BENCHMARKS:
+        if split not in SPLITS:
+            raise ValueError(f"benchmark {benchmark!r}: split {split!r} is unknown; use {base}@train or {base}@validation")
+        spec = Benchmark(benchmark, lambda limit, seed: split_problems(base, split, limit, seed),
+                         BENCHMARKS[pool_of(base)].grader)
+        return spec, spec.loader
     path = Path(benchmark).expanduser()
     if path.suffix in (".jsonl", ".gz") or path.exists():
         spec = Benchmark(path.stem, lambda limit, seed: load_user_file(path, limit), "math")

@@ -20,174 +20,18 @@ by (seed, budget) for a branched answer), so a row's tokens do not depend on its
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from tqdm.auto import tqdm
 
 from .attention import grouped_attention
-from .formats import ThinkingFormat, cap_prefix, wait_text
+from .formats import ThinkingFormat
+from .protocol import (DEFAULT_ANSWER_TOKENS, DecodingConfig, FormatRules, Generation,  # noqa: F401  (re-exported)
+                       answer_seed, assemble, check_budgets, forced_end_ids, harness_answer_limit, natural_end_ids,
+                       stop_token_ids)
 from .rows import RowBatch
 
 THINK, ANSWER, DONE = 0, 1, 2  # row states in the decode loop
 MIN_ROWS = 4  # forward calls never have fewer rows (see sweep_batch: batch-independent rounding)
-DEFAULT_ANSWER_TOKENS = 4096  # s1 leaves the answer thousands of tokens (max_gen_toks 2048 for MATH, 32768 for AIME)
-
-
-@dataclass(frozen=True)
-class DecodingConfig:
-    """Decoding parameters. ``temperature == 0`` is greedy; ``waits`` > 0 is s1's extension mode.
-
-    ``answer_tokens`` is the answer's own budget, counted apart from thinking; ``None`` decodes the answer
-    until a stop token (bounded by the model's context). ``min_thinking`` is s1's ``min_tokens_thinking``:
-    the end of thinking is suppressed until that many thinking tokens exist.
-
-    ``max_gen_tokens`` is the answer allowance of s1's lm-eval harness (``max_gen_toks``, 32768 in the
-    authors' ``eval_sequential_scaling.sh``), which replaces ``answer_tokens`` (leave that None): there the
-    answer request is ``SamplingParams(max_tokens=max_gen_toks, stop=until)`` with the task's ``until: []``
-    plus the EOS text, so the answer may use ``min(max_gen_tokens, context - tokens before it)`` tokens (vLLM
-    ends a request at ``max_model_len``, by default the model's ``max_position_embeddings``) and stops only
-    at end of sequence, not at the format's answer stops (s1's ``<|im_start|>``). See ``harness_answer_limit``.
-    """
-
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = 0
-    answer_tokens: int | None = DEFAULT_ANSWER_TOKENS
-    waits: int = 0
-    min_thinking: int = 0
-    batch_size: int = 8
-    max_gen_tokens: int | None = None
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.temperature >= 0, f"temperature={self.temperature} must be >= 0 (0 is greedy)"),
-            (0 < self.top_p <= 1, f"top_p={self.top_p} must be in (0, 1]"),
-            (self.top_k >= 0, f"top_k={self.top_k} must be >= 0 (0 disables top-k)"),
-            (self.answer_tokens is None or self.answer_tokens >= 1,
-             f"answer_tokens={self.answer_tokens} must be >= 1 (thousands for a full solution) or None "
-             "(until a stop token)"),
-            (self.waits >= 0, f"waits={self.waits} must be >= 0 (0 disables the extension mode)"),
-            (self.min_thinking >= 0, f"min_thinking={self.min_thinking} must be >= 0 (0 disables it)"),
-            (self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1"),
-            (self.max_gen_tokens is None or self.max_gen_tokens >= 1,
-             f"max_gen_tokens={self.max_gen_tokens} must be >= 1 (s1's harness: 32768) or None"),
-            (self.max_gen_tokens is None or self.answer_tokens is None,
-             f"answer_tokens={self.answer_tokens} and max_gen_tokens={self.max_gen_tokens} are both set; "
-             "max_gen_tokens (the harness's answer allowance) replaces answer_tokens: set answer_tokens=None"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"DecodingConfig: {message}")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
-
-    def describe(self) -> dict:
-        """Every decoding parameter that changes a generation (``batch_size`` does not), for the cache key."""
-        described = {"temperature": self.temperature, "top_p": self.top_p, "top_k": self.top_k,
-                     "answer_tokens": self.answer_tokens, "waits": self.waits, "min_thinking": self.min_thinking}
-        if self.max_gen_tokens is not None:  # only when set: records made before the key existed keep their keys
-            described["max_gen_tokens"] = self.max_gen_tokens
-        return described
-
-
-@dataclass(frozen=True)
-class Generation:
-    """One (prompt, seed, budget) outcome of a sweep."""
-
-    index: int             # position of the prompt in the input list
-    seed: int
-    budget: int
-    thinking: str
-    answer: str
-    thinking_tokens: int   # thinking tokens used, forced "Wait"s included
-    answer_tokens: int
-    capped: bool           # the budget cut the thinking (False: the model stopped by itself)
-    waits: int
-    answer_capped: bool = False  # the answer budget cut the answer before a stop token
-    forced: str = ""       # the text forced between thinking and answer (delimiter, cue)
-
-
-def check_budgets(budgets) -> tuple[int, ...]:
-    """Budgets as a strictly increasing tuple of token counts (0: no thinking at all)."""
-    values = tuple(int(b) for b in budgets)
-    if not values or any(b < 0 for b in values) or len(set(values)) != len(values):
-        raise ValueError(f"budgets {list(budgets)} must be distinct token counts >= 0, e.g. 512,1024,2048")
-    return tuple(sorted(values))
-
-
-def eos_ids(*sources) -> set[int]:
-    """Every EOS id named by ``sources`` (a tokenizer's ``eos_token_id``, a generation config's list, ...)."""
-    ids: set[int] = set()
-    for source in sources:
-        if source is not None:
-            ids.update([source] if isinstance(source, int) else source)
-    return ids
-
-
-def stop_token_ids(model, tokenizer) -> set[int]:
-    """EOS ids from the tokenizer and generation config, plus ``<|im_end|>`` (chat turn end) if present."""
-    generation_config = getattr(model, "generation_config", None)
-    ids = eos_ids(tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None))
-    im_end = tokenizer.get_vocab().get("<|im_end|>")
-    if im_end is not None:
-        ids.add(im_end)
-    return ids
-
-
-def encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-
-def end_trigger_ids(tokenizer, fmt: ThinkingFormat, stops: set[int]) -> set[int]:
-    """Tokens that mean "the model ends its thinking": the delimiter's first token, or EOS when it has none."""
-    core = fmt.think_end.strip()
-    return {encode(tokenizer, core)[0]} if core else set(stops)
-
-
-def answer_stop_ids(tokenizer, fmt: ThinkingFormat, stops: set[int]) -> set[int]:
-    """Tokens that end the answer: the end of turn plus the format's own (s1: ``<|im_start|>``)."""
-    extra = set()
-    for text in fmt.answer_stops:
-        ids = encode(tokenizer, text)
-        if len(ids) != 1:
-            raise ValueError(f"answer stop {text!r} of format {fmt.name!r} is {len(ids)} tokens for this tokenizer; "
-                             "answer stops must be single tokens (use the model's own special token)")
-        extra.add(ids[0])
-    return set(stops) | extra
-
-
-def answer_stops_for(tokenizer, fmt: ThinkingFormat, stops: set[int], config: DecodingConfig) -> set[int]:
-    """The answer's stop ids under ``config``: end of sequence only with s1's harness allowance
-    (``max_gen_tokens``: its answer stops at ``until: []`` + EOS), else ``answer_stop_ids``."""
-    return set(stops) if config.max_gen_tokens is not None else answer_stop_ids(tokenizer, fmt, stops)
-
-
-def harness_answer_limit(config: DecodingConfig, used: int, context: int | None) -> int | None:
-    """The answer's ``max_tokens`` after ``used`` tokens (prompt + thinking + forced end): ``answer_tokens``
-    (None: until a stop token, up to the context); with ``max_gen_tokens`` the harness's allowance, capped where
-    the context (``max_model_len``) ends, as vLLM caps it."""
-    if config.max_gen_tokens is None:
-        return config.answer_tokens
-    if context is None:
-        return config.max_gen_tokens
-    return max(1, min(config.max_gen_tokens, int(context) - used))
-
-
-def forced_end_ids(tokenizer, fmt: ThinkingFormat, thinking_ids: list[int]) -> list[int]:
-    """Token ids appended at the cap, as s1 builds them: ``encode("\\n")`` (when needed) + ``encode(end + cue)``."""
-    text = tokenizer.decode(thinking_ids, skip_special_tokens=False) if thinking_ids else ""
-    return encode(tokenizer, cap_prefix(fmt, text)) + encode(tokenizer, fmt.think_end + fmt.answer_cue)
-
-
-def natural_end_ids(tokenizer, fmt: ThinkingFormat, token: int, triggers: set[int]) -> list[int] | None:
-    """What follows a natural stop ``token``: s1's forced ``<|im_start|>answer``, the model's own delimiter, or
-    None when the model ended its turn (no answer follows)."""
-    if fmt.natural_end is not None:
-        return encode(tokenizer, fmt.natural_end)
-    return [token] if token in triggers else None
 
 
 def sample_next(logits: torch.Tensor, config: DecodingConfig, generators: list) -> torch.Tensor:
@@ -212,11 +56,6 @@ def _generator(seed: int, device) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed) % (2**63))
     return generator
-
-
-def answer_seed(seed: int, budget: int) -> int:
-    """The seed of the answer branched at ``budget`` (both backends use it)."""
-    return int(seed) * 1_000_003 + int(budget)
 
 
 def _answer_limit(model, config: DecodingConfig, used: int) -> int:
@@ -258,17 +97,13 @@ def _suppress(logits: torch.Tensor, rows: list[_Row], config: DecodingConfig, en
     return logits
 
 
-class _Rules:
-    """What the loop needs to know about the tokenizer and format: stops, triggers, forced texts, limits."""
+class _Rules(FormatRules):
+    """The protocol's rules for one model (its stops) plus what the lockstep loop needs: the pad id."""
 
     def __init__(self, model, tokenizer, fmt: ThinkingFormat, config: DecodingConfig):
-        self.tokenizer, self.fmt, self.config = tokenizer, fmt, config
-        self.stops = stop_token_ids(model, tokenizer)
-        self.triggers = end_trigger_ids(tokenizer, fmt, self.stops)
-        self.ends = sorted(self.triggers | self.stops)
-        self.answer_stops = answer_stops_for(tokenizer, fmt, self.stops, config)
-        self.wait_ids = encode(tokenizer, wait_text(fmt))
+        super().__init__(tokenizer, fmt, stop_token_ids(model, tokenizer), config)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.stops)
+        self.end_list = sorted(self.ends)  # the ids masked while the end of thinking is suppressed
         self.model = model
 
     def advance(self, row: _Row, token: int | None) -> int:
@@ -377,7 +212,7 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
             if drawn:
                 drawn_rows = [slots[i] for i in drawn]
                 scores = logits if len(drawn) == len(slots) else logits[drawn]  # (rows drawn, vocab)
-                tokens = sample_next(_suppress(scores, drawn_rows, config, rules.ends), config,
+                tokens = sample_next(_suppress(scores, drawn_rows, config, rules.end_list), config,
                                      [row.generator for row in drawn_rows])
                 sampled = dict(zip(drawn, tokens.tolist()))
             feed = [rules.pad_id] * len(slots)
@@ -394,26 +229,11 @@ def sweep_batch(model, tokenizer, prompts: list[str], seeds: list[int], budgets,
             logits = lockstep.step(torch.tensor(feed, device=device))
             step += 1
 
-    branched = {branch.owner: branch for branch in branches}
-    results = []
-    for r, row in enumerate(rows):
-        for budget in budgets:
-            natural = row.natural_at is not None and row.natural_at < budget
-            if natural:
-                think_ids, answer_ids, waits = row.thinking, row.answer, row.waits
-                answer_capped, forced_ids = row.answer_capped, row.forced_end
-            else:
-                think_ids = row.thinking[:budget]
-                branch = branched[(r, budget)]
-                answer_ids, answer_capped, forced_ids = branch.answer, branch.answer_capped, branch.forced_end
-                waits = sum(start < budget for start in row.wait_starts)
-            results.append(Generation(
-                index=indices[r], seed=int(seeds[r]), budget=budget,
-                thinking=tokenizer.decode(think_ids, skip_special_tokens=False),
-                answer=tokenizer.decode(answer_ids, skip_special_tokens=True),
-                thinking_tokens=len(think_ids), answer_tokens=len(answer_ids), capped=not natural, waits=waits,
-                answer_capped=answer_capped, forced=tokenizer.decode(forced_ids, skip_special_tokens=False)))
-    return results
+    answers = {branch.owner: (branch.answer, branch.answer_capped, branch.forced_end) for branch in branches}
+    return [g for r, row in enumerate(rows) for g in assemble(
+        tokenizer, indices[r], seeds[r], budgets, row.thinking, row.natural_at, row.wait_starts,
+        {**{budget: answers[(r, budget)] for budget in budgets if (r, budget) in answers},
+         None: (row.answer, row.answer_capped, row.forced_end)})]
 
 
 def sweep(model, tokenizer, prompts: list[str], budgets, fmt: ThinkingFormat, config: DecodingConfig,

@@ -34,6 +34,7 @@ and ``correct=False``. Numbers and letters are plain regex scans in this process
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 
@@ -229,41 +230,42 @@ def grade_answer(kind: str, response: str, gold: str, timeout_s: float = DEFAULT
                                                benchmark, question)
 
 
-def answers_equivalent(kind: str, a: str, b: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
-    """Whether two EXTRACTED answers (``Grade.prediction``) mean the same, for majority voting.
+def missing(answer) -> bool:
+    """No answer to vote with: None, NaN (a frame's empty cell) or blank text."""
+    return answer is None or (isinstance(answer, float) and math.isnan(answer)) or not str(answer).strip()
 
-    math: ``verify(parse(a), parse(b))`` in the worker (False when it times out); numeric: equal values;
-    choice: the same letter. ``None`` (no answer) is equivalent to nothing, not even another ``None``.
-    """
-    _check_kind(kind)
-    if a is None or b is None:
-        return False
-    if kind == "numeric":
-        first, second = parse_number(a), parse_number(b)
-        return first is not None and first == second
-    if kind == "choice":
-        return str(a).strip().strip("()").upper() == str(b).strip().strip("()").upper()
-    if str(a).strip() == str(b).strip():
+
+def _same_number(a: str, b: str, timeout_s: float) -> bool:
+    first, second = parse_number(a), parse_number(b)
+    return first is not None and first == second
+
+
+def _same_letter(a: str, b: str, timeout_s: float) -> bool:
+    return a.strip().strip("()").upper() == b.strip().strip("()").upper()
+
+
+def _same_math(a: str, b: str, timeout_s: float) -> bool:
+    if a.strip() == b.strip():
         return True
     try:
-        return default_worker().call(__name__, "_math_equivalent_in_worker", (str(a), str(b)), timeout_s)
+        return default_worker().call(__name__, "_math_equivalent_in_worker", (a, b), timeout_s)
     except GradingTimeout:
         return False
 
 
-# --------------------------------------------------------------------------- the older boolean helpers
-
-def grade_math(response: str, gold: str) -> bool:
-    return grade_answer("math", response, gold).correct
+# Every kind's equivalence of two extracted answers: (a, b, timeout_s) -> bool. Same keys as GRADERS.
+EQUIVALENCES = {"math": _same_math, "numeric": _same_number, "choice": _same_letter}
 
 
-def grade_numeric(response: str, gold: str) -> bool:
-    return grade_answer("numeric", response, gold).correct
+def answers_equivalent(kind: str, a, b, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+    """Whether two EXTRACTED answers (``Grade.prediction``) mean the same: the one equivalence that majority
+    votes (``scoring.answer_classes``) and every table use.
 
-
-def grade_choice(response: str, gold: str) -> bool:
-    return grade_answer("choice", response, gold).correct
-
-
-def grade_with(kind: str, response: str, gold: str) -> bool:
-    return grade_answer(kind, response, gold).correct
+    math: ``verify(parse(a), parse(b))`` in the worker (False when it times out); numeric: equal values;
+    choice: the same letter. A missing answer (None, NaN, blank) is equivalent to nothing, not even another
+    missing one: it never votes.
+    """
+    _check_kind(kind)
+    if missing(a) or missing(b):
+        return False
+    return bool(EQUIVALENCES[kind](str(a), str(b), timeout_s))

@@ -1,4 +1,5 @@
-"""Accuracy with bootstrap confidence intervals, majority voting, and paired pruned-vs-dense differences.
+"""Accuracy with bootstrap confidence intervals, majority voting, and paired pruned-vs-dense differences
+(the bootstrap and the vote are the scoring core's, ``tts_prune.tts.scoring``).
 
 Accuracy is pass@1 averaged over samples. Its 95% CI is a two-level (cluster) bootstrap: resample
 problems with replacement, then each chosen problem's seeds with replacement (Efron & Tibshirani 1993;
@@ -11,25 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-N_BOOT = 2000
+from .scoring import N_BOOT, bootstrap_ci, bootstrap_means, grader_kind, majority
 
 
 def _matrix(group: pd.DataFrame) -> np.ndarray:
     # (problems, seeds) correctness; NaN where a problem has fewer samples.
     table = group.pivot_table(index="problem_id", columns="seed", values="correct", aggfunc="mean")
     return table.to_numpy(dtype=float)
-
-
-def bootstrap_ci(matrix: np.ndarray, n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """CI of the mean of ``matrix`` (problems, seeds), resampling problems then seeds within them."""
-    rng = np.random.default_rng(seed)
-    problems, seeds = matrix.shape
-    rows = rng.integers(0, problems, size=(n_boot, problems))                 # (B, P)
-    cols = rng.integers(0, seeds, size=(n_boot, problems, seeds))             # (B, P, S)
-    picked = matrix[rows[..., None], cols]                                    # (B, P, S)
-    means = np.nanmean(picked.reshape(n_boot, -1), axis=1)
-    alpha = (1 - level) / 2
-    return float(np.nanquantile(means, alpha)), float(np.nanquantile(means, 1 - alpha))
 
 
 def accuracy_table(df: pd.DataFrame, by=("budget",), n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
@@ -52,14 +41,16 @@ def accuracy_table(df: pd.DataFrame, by=("budget",), n_boot: int = N_BOOT, seed:
     return pd.DataFrame(rows).set_index(by)
 
 
-def majority_accuracy(df: pd.DataFrame, by=("budget",)) -> pd.DataFrame:
-    """maj@n: per (group, problem) the most frequent ``prediction`` wins; ties go to the earliest seed."""
+def majority_accuracy(df: pd.DataFrame, by=("budget",), kind: str | None = None) -> pd.DataFrame:
+    """maj@n per group of ``by``: per problem, the vote of all its samples over *equivalence classes* of
+    ``prediction`` (the scoring core's ``majority``; ``kind`` defaults to the benchmark's grader), ties between
+    classes broken uniformly at random (a tie is a share of a correct vote), missing answers never voting."""
     by = list(by)
+    kind = grader_kind(df) if kind is None else kind
     out = []
     for key, group in df.sort_values("seed").groupby(by + ["problem_id"], sort=True):
-        votes = group["prediction"].fillna("").astype(str)
-        winner = votes.value_counts(sort=True).index[0]
-        out.append((*((key,) if not isinstance(key, tuple) else key), bool(group["correct"][votes == winner].iloc[0])))
+        score = majority(group["prediction"].tolist(), group["correct"].astype(float).tolist(), kind)
+        out.append((*((key,) if not isinstance(key, tuple) else key), score))
     table = pd.DataFrame(out, columns=by + ["problem_id", "maj_correct"])
     return table.groupby(by)["maj_correct"].mean().rename("maj_acc").to_frame()
 
@@ -76,7 +67,7 @@ def paired_difference(pruned: pd.DataFrame, dense: pd.DataFrame, on=("problem_id
     merged["d"] = merged["correct_p"].astype(float) - merged["correct_d"].astype(float)
     per_problem = merged.groupby("problem_id")["d"].mean().to_numpy()            # (P,)
     rng = np.random.default_rng(seed)
-    boots = per_problem[rng.integers(0, len(per_problem), size=(n_boot, len(per_problem)))].mean(1)
+    boots = bootstrap_means(per_problem, n_boot, rng)                            # (n_boot,), one stream with the flips
     observed = per_problem.mean()
     # Sign flips of per-problem differences: the null "pruning changes nothing" makes each sign equally likely.
     signs = rng.choice([-1.0, 1.0], size=(n_perm, len(per_problem)))

@@ -16,7 +16,7 @@ request is submitted differs, and a seeded vLLM request does not depend on its b
 
 A step engine has ``add(request_id, prompt_ids, request, group)``, ``step() -> [(request_id, token_ids)]`` of the
 requests that finished in that step, ``has_unfinished()`` and ``abort(request_ids)``; ``group`` names the job,
-so an engine with replicas (``vllm_backend.DataParallelEngine``) keeps a job's requests (and its cached prefix)
+so an engine with replicas (``replicas.DataParallelEngine``) keeps a job's requests (and its cached prefix)
 on one replica. ``BatchSteps`` turns an engine that only has ``generate(prompts, requests)`` into one (each step
 answers everything submitted so far: a barrier engine, used by tests and simple engines).
 """
@@ -27,9 +27,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
-from .formats import ThinkingFormat, wait_text
-from .generation import (DecodingConfig, Generation, answer_seed, answer_stops_for, encode, end_trigger_ids,
-                         forced_end_ids, harness_answer_limit, natural_end_ids)
+from .formats import ThinkingFormat
+from .protocol import (DecodingConfig, FormatRules, Generation, answer_seed, assemble, encode, forced_end_ids,
+                       harness_answer_limit, natural_end_ids)
 
 DEFAULT_MAX_IN_FLIGHT = 512  # 2x vLLM's default max_num_seqs (256): the scheduler always has a queue to draw from
 WAIT_SEED_STRIDE = 7919      # the seed of "Wait" round w is seed + 7919 * w (as the chunked loop drew them)
@@ -116,16 +116,6 @@ class _Trace:
         self.began = time.perf_counter()
 
 
-class _FormatRules:
-    """Token ids a format needs on this tokenizer (computed once per format)."""
-
-    def __init__(self, tokenizer, fmt: ThinkingFormat, stops: set[int], config: DecodingConfig):
-        self.triggers = end_trigger_ids(tokenizer, fmt, stops)
-        self.ends = self.triggers | stops
-        self.answer_stops = answer_stops_for(tokenizer, fmt, stops, config)
-        self.wait_ids = encode(tokenizer, wait_text(fmt))
-
-
 class ContinuousSweep:
     """Budget sweeps of many jobs on one step engine (see the module docstring).
 
@@ -137,9 +127,9 @@ class ContinuousSweep:
         self._rules: dict = {}
         self.submitted: list[tuple[str, str]] = []  # (request id, "think"/"answer") in submission order
 
-    def rules(self, fmt: ThinkingFormat) -> _FormatRules:
+    def rules(self, fmt: ThinkingFormat) -> FormatRules:
         if fmt not in self._rules:
-            self._rules[fmt] = _FormatRules(self.tokenizer, fmt, self.stops, self.config)
+            self._rules[fmt] = FormatRules(self.tokenizer, fmt, self.stops, self.config)
         return self._rules[fmt]
 
     def request(self, max_tokens, seed: int, stop_ids, min_tokens: int = 0) -> Request:
@@ -244,22 +234,11 @@ class ContinuousSweep:
             submit(trace, owner, ids, self.request(limit, seed, rules.answer_stops))
 
     def generations(self, trace: _Trace) -> list[Generation]:
-        """The trace's records at every budget (a natural stop below B is the same record at every such B)."""
-        tok, job, thinking, natural = self.tokenizer, trace.job, trace.thinking, trace.natural
-        out = []
-        for budget in job.budgets:
-            is_natural = natural is not None and len(thinking) < budget
-            think = thinking if is_natural else thinking[:budget]
-            owner = None if is_natural else budget
-            answer, answer_capped = trace.answers.get(owner, ([], False))
-            out.append(Generation(
-                index=trace.number, seed=int(job.seed), budget=budget,
-                thinking=tok.decode(think, skip_special_tokens=False),
-                answer=tok.decode(answer, skip_special_tokens=True), thinking_tokens=len(think),
-                answer_tokens=len(answer), capped=not is_natural,
-                waits=sum(s < budget for s in trace.wait_starts), answer_capped=answer_capped,
-                forced=tok.decode(trace.forced.get(owner, []), skip_special_tokens=False)))
-        return out
+        """The trace's records at every budget (the protocol's ``assemble``)."""
+        natural_at = len(trace.thinking) if trace.natural is not None else None
+        answers = {owner: (ids, capped, trace.forced.get(owner, [])) for owner, (ids, capped) in trace.answers.items()}
+        return assemble(self.tokenizer, trace.number, trace.job.seed, trace.job.budgets, trace.thinking, natural_at,
+                        trace.wait_starts, answers)
 
 
 def chunked_stream(backend, jobs: list[Job], config: DecodingConfig):
