@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -233,7 +234,10 @@ def fetch(target: Path | None = None, source: Path | None = None, show_progress:
             if dest.exists():
                 continue
             if (source / filename).exists():
-                shutil.copyfile(source / filename, dest)
+                # copy then rename: a reader (another test worker, a notebook) never sees half a file
+                part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+                shutil.copyfile(source / filename, part)
+                os.replace(part, dest)
             else:
                 _download(spec, filename, dest)
             written.append(dest)
