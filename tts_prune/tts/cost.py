@@ -232,3 +232,36 @@ def load_costs(root) -> list[dict]:
     """Every cost record stored under ``root`` (``[]`` when there is none)."""
     root = Path(root)
     return [json.loads(p.read_text()) for p in sorted(root.glob("*.json"))] if root.is_dir() else []
+
+
+PROMPTS_DIR = "prompt_tokens"  # beside the cost records: <model_hash>.json, {benchmark: {problem_id: tokens}}
+
+
+def save_prompt_tokens(out, records, tokenizer) -> dict:
+    """Store the prompt length in tokens of every (benchmark, problem) in ``records`` (one model's, as 04 holds
+    them after its evaluation) under ``<out>/prompt_tokens/<model_hash>.json``, merged with what is there: the
+    prefill term of 05's seconds per problem. Returns ``{benchmark: {problem_id: tokens}}`` for those records."""
+    hashes = set(records["model_hash"])
+    if len(hashes) != 1:
+        raise ValueError(f"save_prompt_tokens: the records hold weights {sorted(hashes)}; pass one model's records")
+    target = Path(out) / PROMPTS_DIR / f"{hashes.pop()}.json"
+    stored = json.loads(target.read_text()) if target.is_file() else {}
+    counts: dict = {}
+    for (benchmark, problem), prompt in records.groupby(["benchmark", "problem_id"])["prompt"].first().items():
+        counts.setdefault(str(benchmark), {})[str(problem)] = len(tokenizer(prompt, add_special_tokens=False)
+                                                                  ["input_ids"])
+    for benchmark, table in counts.items():
+        stored[benchmark] = {**stored.get(benchmark, {}), **table}
+    _write_atomic(target, stored)
+    return counts
+
+
+def load_prompt_tokens(root) -> list[dict]:
+    """Rows ``{model_hash, benchmark, problem_id, prompt_tokens}`` of every stored prompt length under ``root``."""
+    folder = Path(root) / PROMPTS_DIR
+    rows = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        for benchmark, table in json.loads(path.read_text()).items():
+            rows += [{"model_hash": path.stem, "benchmark": benchmark, "problem_id": problem, "prompt_tokens": n}
+                     for problem, n in table.items()]
+    return rows
