@@ -101,3 +101,12 @@ def test_cost_curves_and_their_figure():
     (dense_line,) = [line for line in fig.axes[2].lines if line.get_label() == "dense"]
     assert list(dense_line.get_xdata()) == pytest.approx(
         [curves[(curves["run"] == "dense") & (curves["budget"] == b)]["seconds"].iloc[0] for b in (16, 32)])
+
+
+def test_main_device_is_the_one_most_records_came_from():
+    from tts_prune.report.cost import main_device
+
+    gpu = {**COST, "key": "g", "device": "cuda:H200", "measured_at": "2026-12-03T00:00:00Z"}
+    cpu = [{**COST, "key": k} for k in ("c1", "c2")]
+    assert main_device([gpu, *cpu]) == COST["device"] and main_device([gpu, cpu[0]]) == "cuda:H200"
+    assert main_device([]) is None

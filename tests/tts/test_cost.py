@@ -142,3 +142,25 @@ def test_vllm_probe_drives_the_engines_generate(fake_vllm, tmp_path):
     assert "analytic" in record["measurements"][0]["memory_source"]
     assert json.loads((tmp_path / "cost" / f"{record['key']}.json").read_text()) == record
     backend.close()
+
+
+def test_evaluation_cost_stores_prompt_lengths_and_probes_at_the_mean_context(tmp_path):
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from tts_prune.models.embedded import embedded_model_dir
+    from tts_prune.tts.cost import evaluation_cost, load_prompt_tokens
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir("smollm2-135m-instruct"))
+    model = tiny(blocks=1)
+    backend = TransformersBackend(model, None, chunk_rows=2)
+    prompts = {"a": "What is two plus two?", "b": "Name a prime number larger than ten, and say why it is prime."}
+    records = pd.DataFrame({"model_hash": backend.fingerprint, "benchmark": "toy", "problem_id": ["a", "a", "b"],
+                            "prompt": [prompts["a"], prompts["a"], prompts["b"]], "thinking_tokens": [100, 140, 300],
+                            "answer_tokens": [10, 10, 20]})
+    record = evaluation_cost(backend, model, tokenizer, records, tmp_path, decode_tokens=2, warmup=0, repeats=1)
+    counts = {p: len(tokenizer(t, add_special_tokens=False)["input_ids"]) for p, t in prompts.items()}
+    stored = {(r["benchmark"], r["problem_id"]): r["prompt_tokens"] for r in load_prompt_tokens(tmp_path)}
+    assert stored == {("toy", "a"): counts["a"], ("toy", "b"): counts["b"]}
+    context = (counts["a"] + counts["b"]) / 2 + (110 + 150 + 320) / 3 / 2  # mean prompt + half the mean generated
+    assert record["probe"]["prompt_tokens"] == max(64, -(-context // 64) * 64) and record["evaluation_batch"] == 2

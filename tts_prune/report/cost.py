@@ -170,3 +170,11 @@ def accuracy_vs_cost(curves: pd.DataFrame, title: str | None = None) -> plt.Figu
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def main_device(costs: list[dict]) -> str | None:
+    """The device most cost records were measured on (ties: the newest), for a report that must pick one."""
+    if not costs:
+        return None
+    counts = pd.DataFrame(costs).groupby("device").agg(n=("key", "size"), last=("measured_at", "max"))
+    return str(counts.sort_values(["n", "last"]).index[-1])

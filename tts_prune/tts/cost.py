@@ -265,3 +265,17 @@ def load_prompt_tokens(root) -> list[dict]:
             rows += [{"model_hash": path.stem, "benchmark": benchmark, "problem_id": problem, "prompt_tokens": n}
                      for problem, n in table.items()]
     return rows
+
+
+def evaluation_cost(engine, model, tokenizer, records, out, name: str | None = None, **probe) -> dict:
+    """04's call, on its open engine after the evaluation: store the prompt lengths of ``records`` (this variant's),
+    then measure with the probe at the evaluation's mean decode context (``CostProbe`` keywords in ``probe``
+    override it): its mean prompt plus half its mean generated tokens, rounded up to 64 so a rerun with the same
+    records asks the same question, and a 7B model at 8k budgets is timed at the context it decoded at."""
+    lengths = save_prompt_tokens(out, records, tokenizer)
+    prompt = sum(n for table in lengths.values() for n in table.values()) / max(
+        1, sum(len(table) for table in lengths.values()))
+    generated = float((records["thinking_tokens"] + records.get("answer_tokens", 0)).mean())
+    context = int(-(-(prompt + generated / 2) // 64) * 64)
+    return measure_cost(engine, model, out=out, probe=CostProbe(**{"prompt_tokens": max(context, 64), **probe}),
+                        name=name)
