@@ -46,13 +46,15 @@ def test_equal_accuracy_table_on_known_curves():
     table = equal_accuracy(_curves(), cost="seconds").set_index(["run", "dense_budget"])
     wanda = table.loc["wanda/uniform/0.2"]
     assert list(wanda["seconds_at_dense_acc"]) == pytest.approx([12.0, 24.0, 48.0])
-    assert list(wanda["cost_ratio"]) == pytest.approx([1.2, 1.2, 1.6])
-    assert list(wanda["acc_at_dense_cost"]) == pytest.approx([0.25, 0.45, 0.575])
-    assert list(wanda["acc_delta"]) == pytest.approx([-0.05, -0.05, -0.125])
+    assert list(wanda["seconds_ratio"]) == pytest.approx([1.2, 1.2, 1.6])
+    assert list(wanda["acc_at_dense_seconds"]) == pytest.approx([0.25, 0.45, 0.575])
+    assert list(wanda["acc_delta_at_dense_seconds"]) == pytest.approx([-0.05, -0.05, -0.125])
     short = table.loc["shortgpt/-2L"]
     assert short["seconds_at_dense_acc"].iloc[0] == pytest.approx(5 + (0.2 / 0.25) * 4)
-    assert list(short["how"].iloc[1:]) == ["never reaches"] * 2
-    assert list(short["at_dense_cost"]) == ["beyond its largest budget"] * 3
+    assert list(short["reach_by_seconds"].iloc[1:]) == ["never reaches"] * 2
+    assert list(short["at_dense_seconds"]) == ["beyond its largest budget"] * 3
+    assert list(equal_accuracy(_curves().assign(flops=lambda f: f["seconds"] * 1e9), cost="flops")
+                .set_index(["run", "dense_budget"]).loc["wanda/uniform/0.2", "flops_ratio"]) == pytest.approx([1.2, 1.2, 1.6])
     with pytest.raises(ValueError, match="cost='watts' is not a cost column"):
         equal_accuracy(_curves(), cost="watts")
 

@@ -129,8 +129,10 @@ def accuracy_at_cost(points: list[tuple[float, float]], target: float) -> tuple[
 
 def equal_accuracy(curves: pd.DataFrame, cost: str = "seconds", keys=("model", "benchmark")) -> pd.DataFrame:
     """At each dense budget: the dense accuracy and ``cost``; per pruned run, the ``cost`` it needs to reach that
-    accuracy (``cost_ratio`` = its cost / the dense cost; > 1: dearer) and the accuracy it reaches at the dense
-    cost (``acc_delta`` against the dense accuracy). ``curves``: ``cost_curves``' table."""
+    accuracy (``<cost>_ratio`` = its cost / the dense cost; > 1: dearer; ``reach_by_<cost>`` says how it was read)
+    and the accuracy it reaches at the dense cost (``acc_at_dense_<cost>``, minus the dense accuracy in
+    ``acc_delta_at_dense_<cost>``). Every cost-dependent column names its cost, so the tables of two costs merge
+    on ``keys + [run, dense_budget, dense_acc]``. ``curves``: ``cost_curves``' table."""
     if cost not in COSTS:
         raise ValueError(f"cost={cost!r} is not a cost column; use one of {sorted(COSTS)}")
     keys = [k for k in keys if k in curves.columns]
@@ -144,9 +146,9 @@ def equal_accuracy(curves: pd.DataFrame, cost: str = "seconds", keys=("model", "
                 needed, reach = cost_at_accuracy(points, acc)
                 reached, at = accuracy_at_cost(points, paid)
                 rows.append({**named, "run": run, "dense_budget": budget, "dense_acc": acc, f"dense_{cost}": paid,
-                             f"{cost}_at_dense_acc": needed, "cost_ratio": needed / paid if paid else math.nan,
-                             "how": reach, "acc_at_dense_cost": reached, "acc_delta": reached - acc,
-                             "at_dense_cost": at})
+                             f"{cost}_at_dense_acc": needed, f"{cost}_ratio": needed / paid if paid else math.nan,
+                             f"reach_by_{cost}": reach, f"acc_at_dense_{cost}": reached,
+                             f"acc_delta_at_dense_{cost}": reached - acc, f"at_dense_{cost}": at})
     return pd.DataFrame(rows)
 
 
