@@ -66,6 +66,14 @@ def test_shortgpt_removed_blocks_cost_nothing():
     assert a.linear == 6 * block + head and b.linear == 4 * block + head
     assert b.attention_per_context * 6 == a.attention_per_context * 4 and b.blocks == 4
     assert b.per_token(40) == counted_decode_flops(cut, 40)
+    # the cost records (what 05 reads) carry that ratio at the probe's context, beside a well-formed measurement
+    records = [measure_cost(TransformersBackend(m, None), m, probe=SMALL) for m in (full, cut)]
+    context = SMALL.prompt_tokens + SMALL.decode_tokens / 2
+    attention = 4 * c.num_attention_heads * (c.hidden_size // c.num_attention_heads) * context
+    assert records[1]["flops_per_token_at_probe_context"] / records[0]["flops_per_token_at_probe_context"] == \
+        pytest.approx((4 * (block + attention) + head) / (6 * (block + attention) + head))
+    assert [r["flops"]["blocks"] for r in records] == [6, 4] and all(r["measurements"][0]["decode_step_s"] > 0
+                                                                      for r in records)
 
 
 def test_sequence_flops_sum_every_positions_cost():
