@@ -90,11 +90,13 @@ def _median(fn, min_run_time: float) -> float:
 
 
 def run(device: torch.device, dtype: torch.dtype, models, tokens, patterns, time_limit: float, min_run_time: float,
-        kernels) -> list[dict]:
+        kernels, linears=None) -> list[dict]:
     start, rows = time.perf_counter(), []
     generator = torch.Generator().manual_seed(0)
     for model in models:
         for linear, (out_f, in_f) in linear_shapes(MODELS[model]).items():
+            if linears and linear not in linears:
+                continue
             weight = (torch.randn(out_f, in_f, generator=generator) / in_f ** 0.5).to(device, dtype)
             for pattern in patterns:
                 pruned = prune(weight, pattern)
@@ -158,6 +160,8 @@ def main() -> None:
     parser.add_argument("--patterns", nargs="+", default=list(PATTERNS))
     parser.add_argument("--kernels", nargs="+", default=[k for k in KERNELS if k != "coo"], choices=list(KERNELS),
                         help="default: all but coo (40-250x slower than dense on the CPU in our first run)")
+    parser.add_argument("--linears", nargs="+", default=None,
+                        help="only these shapes, e.g. gate_proj|up_proj down_proj (default: all five)")
     parser.add_argument("--time-limit", type=float, default=540.0, help="seconds after which no new case starts")
     parser.add_argument("--min-run-time", type=float, default=0.2, help="seconds of timed runs per case")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -173,7 +177,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {where}, {dtype}", flush=True)
     rows = run(device, dtype, args.models, args.tokens, args.patterns, args.time_limit, args.min_run_time,
-               ["dense", *[k for k in args.kernels if k != "dense"]])
+               ["dense", *[k for k in args.kernels if k != "dense"]], args.linears)
     summary = markdown(rows)
     print(summary)
     if args.out:

@@ -28,7 +28,7 @@ def test_04_stores_one_cost_record_per_variant_beside_the_records(smoke):
     assert len(costs) == len(evaluated) and {c["backend"] for c in costs} == {"transformers"}
     for cost in costs:
         (row,) = cost["measurements"]
-        assert cost["evaluation_batch"] == row["batch_size"] == evaluated[0].parameters["batch_size"]
+        assert cost["evaluation_batch"] == row["batch_size"] == evaluated[0].parameters.get("batch_size", 16)  # 04's default
         assert row["decode_step_s"] > 0 and row["decode_tokens_per_s"] == pytest.approx(
             row["batch_size"] / row["decode_step_s"])
     lengths = pd.DataFrame(load_prompt_tokens(store / "cost"))
