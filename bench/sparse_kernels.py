@@ -37,8 +37,10 @@ PATTERNS = ("2:4", "50%", "20%")
 
 def linear_shapes(m: dict) -> dict[str, tuple[int, int]]:
     """``(out_features, in_features)`` of each distinct linear of a decoder block (k and v share one, gate and up)."""
-    return {"q_proj": (m["heads"] * m["head_dim"], m["hidden"]), "k_proj|v_proj": (m["kv_heads"] * m["head_dim"], m["hidden"]),
-            "o_proj": (m["hidden"], m["heads"] * m["head_dim"]), "gate_proj|up_proj": (m["intermediate"], m["hidden"]),
+    return {"q_proj": (m["heads"] * m["head_dim"], m["hidden"]),
+            "k_proj|v_proj": (m["kv_heads"] * m["head_dim"], m["hidden"]),
+            "o_proj": (m["hidden"], m["heads"] * m["head_dim"]),
+            "gate_proj|up_proj": (m["intermediate"], m["hidden"]),
             "down_proj": (m["hidden"], m["intermediate"])}
 
 
@@ -79,7 +81,8 @@ def _semi_structured_missing(device: torch.device, pattern: str) -> str | None:
 KERNELS = {
     "dense": (lambda device, pattern: None, lambda w: w, lambda x, w: F.linear(x, w)),
     "csr": (lambda device, pattern: None, lambda w: w.to_sparse_csr(), lambda x, w: torch.sparse.mm(w, x.t()).t()),
-    "coo": (lambda device, pattern: None, lambda w: w.to_sparse().coalesce(), lambda x, w: torch.sparse.mm(w, x.t()).t()),
+    "coo": (lambda device, pattern: None, lambda w: w.to_sparse().coalesce(),
+            lambda x, w: torch.sparse.mm(w, x.t()).t()),
     "semi-structured cuSPARSELt": (_semi_structured_missing, _semi_structured(False), lambda x, w: F.linear(x, w)),
     "semi-structured CUTLASS": (_semi_structured_missing, _semi_structured(True), lambda x, w: F.linear(x, w)),
 }

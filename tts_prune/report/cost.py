@@ -39,7 +39,8 @@ def cost_table(costs: list[dict]) -> pd.DataFrame:
         row = _evaluation_row(record)
         rows.append({"model_hash": record["model_hash"], "backend": record["backend"], "device": record["device"],
                      "batch_size": row["batch_size"], "decode_step_s": row["decode_step_s"],
-                     "decode_tokens_per_s": row["decode_tokens_per_s"], "prefill_s_per_token": row["prefill_s_per_token"],
+                     "decode_tokens_per_s": row["decode_tokens_per_s"],
+                     "prefill_s_per_token": row["prefill_s_per_token"],
                      "peak_memory_gb": row["peak_memory_bytes"] / 1e9, "memory_source": row["memory_source"],
                      "gflops_per_token": record["flops_per_token_at_probe_context"] / 1e9,
                      "blocks": record["flops"]["blocks"], "measured_at": record["measured_at"]})
