@@ -44,13 +44,14 @@ def main() -> None:
 
     def cut(k: int):
         model = copy.deepcopy(dense)
-        middle = [round(blocks / 2 - k / 2 + i) for i in range(k)]
-        return remove_layers(model, middle) if k else model
+        start = (blocks - k) // 2  # k consecutive middle blocks
+        return remove_layers(model, list(range(start, start + k))) if k else model
 
     results = []
     for k in [0, *args.remove, 0]:
         model = cut(k)
         record = measure_cost(TransformersBackend(model, None), model, probe=probe)
+        assert record["flops"]["blocks"] == blocks - k, (k, record["flops"]["blocks"])
         results.append({"removed": k, "blocks": blocks - k, "record": record})
         del model
     first, last = results[0]["record"], results[-1]["record"]
