@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from . import toy_task
+from .embedded import EMBEDDED
 
 PAD, IM_START, IM_END, THINK, THINK_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"
 SPECIAL_TOKENS = (PAD, IM_START, IM_END, THINK, THINK_END)
@@ -215,8 +216,7 @@ def train(model, tokenizer, config: ToyConfig, show_progress: bool = True) -> li
 _BOXED = re.compile(r"\\boxed\{\s*(-?\d+)\s*\}")
 
 
-# "\n\n\\boxed{N}" after a natural "</think>" is at most ~20 characters; 32 leaves room, so no answer is cut.
-ANSWER_TOKENS = 32
+ANSWER_TOKENS = EMBEDDED["toy-reasoner"].answer_tokens  # its card's answer budget, stated once (embedded.py)
 
 
 def budget_generations(model, tokenizer, problems: list[dict], budgets=DEFAULT_BUDGETS, batch_size: int = 100,
