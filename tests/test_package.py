@@ -115,3 +115,17 @@ def test_cli_commands_resolve():
     for module_name, _ in COMMANDS.values():
         module = importlib.import_module(module_name)
         assert callable(module.add_arguments) and callable(module.run)
+
+
+def test_packaging_metadata_is_current(tmp_path):
+    """`make setup` builds the package metadata with setuptools: no deprecation warning (the SPDX `license` string,
+    not the old TOML table), and the licence text ships with it."""
+    root = PACKAGE.parent
+    code = ("import sys; from setuptools import build_meta; "
+            f"print(build_meta.prepare_metadata_for_build_editable({str(tmp_path)!r}))")
+    run = subprocess.run([sys.executable, "-W", "default", "-c", code], cwd=root, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "Deprecat" not in run.stdout + run.stderr, run.stderr
+    metadata = (tmp_path / run.stdout.strip().splitlines()[-1] / "METADATA").read_text()
+    assert "License-Expression: MIT" in metadata and "License-File: LICENSE" in metadata
+    assert (root / "LICENSE").read_text().startswith("MIT License")

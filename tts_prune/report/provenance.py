@@ -130,6 +130,29 @@ def identical_weights(df: pd.DataFrame, summaries: pd.DataFrame | None = None) -
     return pd.DataFrame(found, columns=COLUMNS)
 
 
+class UnexplainedWeights(RuntimeError):
+    """Runs generated from the same weights without a reason: one of them came from the wrong model."""
+
+
+def audit(df: pd.DataFrame, artifacts_root) -> pd.DataFrame:
+    """05's audit: :func:`identical_weights` of the records and of 03's saved recipes under ``artifacts_root``;
+    any pair is announced and shown in red (:func:`styled`), and an unexplained pair stops the report
+    (:class:`UnexplainedWeights`, naming the runs). Returns the pairs (empty when every run has its own weights)."""
+    identical = identical_weights(df, read_pruning_summaries(artifacts_root))
+    if not identical.empty:
+        from IPython.display import display
+
+        print(f"WARNING: {len(identical)} pair(s) of different recipes have identical weights (red): each pair is "
+              "one model")
+        display(styled(identical))
+    unexplained = identical[~identical["explained"]]
+    if not unexplained.empty:
+        raise UnexplainedWeights("runs generated from the same weights without a reason: "
+                                 f"{unexplained[['model', 'run', 'other']].values.tolist()}; rerun them from their "
+                                 "own 03-pruning models")
+    return identical
+
+
 def styled(table: pd.DataFrame):
     """The audit table in red (bold where unexplained), for the rendered report."""
     def colour(row):

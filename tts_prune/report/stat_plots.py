@@ -1,7 +1,7 @@
 """Figures of the reviewer's statistics (issue 22): fitted scaling curves, failure classes, paired intervals.
 
 Each takes the table of its ``tts_prune.tts`` function and returns a Figure; runs are styled by
-``plots.run_styles`` (colour = method, line style = allocation / calibration, marker = sparsity) and legends sit
+``styles.run_styles`` (colour = method, line style = allocation / calibration, marker = sparsity) and legends sit
 outside the axes, so a study's 20+ runs stay legible.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..tts.failures import CLASSES
 from ..tts.slopes import curve
-from .plots import _require, budget_axis, outside_legend, run_styles
+from .styles import _require, budget_axis, outside_legend, run_styles
 
 FAILURE_COLORS = {"correct": "#4c9a5b", "right in thinking": "#e3b23c", "capped answer": "#8e6bbf",
                   "no answer, capped thinking": "#d1495b", "no answer, natural stop": "#f28e8e", "wrong": "#9a9a9a"}

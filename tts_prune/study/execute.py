@@ -26,6 +26,31 @@ from .render import render_html
 KERNEL = "python3"
 
 
+def quiet_kernel_manager():
+    """papermill's kernel manager on IPC transport (local sockets), which is what a kernel on the same host
+    needs. On TCP, ipykernel >= 7 prints "[IPKernelApp] WARNING | Kernel is running over TCP without encryption"
+    to every run's stderr, which reads like a fault and hides real warnings; IPC is the remedy it names itself,
+    so nothing is filtered: every other message of the kernel still reaches stderr."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
+def execute_notebook(source, output, parameters: dict | None = None, cwd=None, progress_bar: bool = True):
+    """``papermill.execute_notebook`` with the study's kernel (``KERNEL``) over IPC (``quiet_kernel_manager``)."""
+    import papermill
+
+    return papermill.execute_notebook(str(source), str(output), parameters=parameters or {}, kernel_name=KERNEL,
+                                      cwd=None if cwd is None else str(cwd), progress_bar=progress_bar,
+                                      kernel_manager_class=quiet_kernel_manager())
+
+
 class CellFailed(RuntimeError):
     """A study cell failed; ``cell`` is the cell, the message names it and carries its (papermill) error."""
 
@@ -124,8 +149,6 @@ def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = Tr
     The kernel gets ``TTS_PRUNE_ARTIFACTS`` = the cell's ``model_artifacts`` (``paths.artifacts_dir``).
     The marker records the input fingerprint, the output fingerprint, start/end times, the host and the devices.
     """
-    import papermill
-
     source = Path(notebooks or paths.NOTEBOOKS_DIR) / f"{cell.notebook}.ipynb"
     declared = notebook_parameters(source)
     fingerprint = input_fingerprint(cell, source, upstream, declared)
@@ -135,8 +158,7 @@ def run_cell(cell: Cell, notebooks: Path | None = None, show_progress: bool = Tr
     # Model artifacts a cell saves (for vLLM) go under the study's output tree, not the checkout's models/.
     storage = {paths.ARTIFACTS_ENV: cell.parameters["model_artifacts"]} if "model_artifacts" in cell.parameters else {}
     with environment(storage):
-        papermill.execute_notebook(str(source), str(cell.output), parameters=parameters, kernel_name=KERNEL,
-                                   cwd=str(source.parent), progress_bar=show_progress)
+        execute_notebook(source, cell.output, parameters, cwd=source.parent, progress_bar=show_progress)
     render_html(cell.output, cell.html)
     finished = time.time()
     run_id = f"{socket.gethostname()}:{os.getpid()}:{started!r}"

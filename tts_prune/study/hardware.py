@@ -25,6 +25,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .shapes import ModelShape
+    from .workload import Generation
 
 GiB = 1024 ** 3
 
@@ -153,3 +158,18 @@ class EngineModel:
         per_device = (self.gpu_memory_utilization * gpu.memory_bytes - shape.weight_bytes(dtype) / devices
                       - self.activation_bytes(shape, dtype))
         return per_device * devices
+
+
+def engine_run(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dtype: str, gen: Generation,
+                      pool: float, devices: int) -> tuple[float, float, int]:
+    """(seconds, decode tokens/s, concurrent sequences) of one engine run, steady state: ``gen`` (a
+    ``workload.Generation``) decoded by as many sequences at once as ``engine`` allows and the KV ``pool`` (bytes)
+    holds at its mean context, on ``devices`` devices (their throughput adds up only in a throughput model)."""
+    if gen.generated <= 0:
+        return engine.forward_seconds(shape, gpu, gen.prefill, gen.context) + gen.starts * engine.engine_start_s, 0.0, 0
+    by_memory = int(pool // max(gen.context * shape.kv_bytes_per_token(dtype), 1))
+    batch = max(1, min(engine.max_num_seqs, by_memory, gen.sequences))
+    rate = engine.decode_rate(shape, gpu, dtype, batch, gen.context) * (devices if engine.throughput else 1)
+    seconds = (gen.generated / rate + engine.forward_seconds(shape, gpu, gen.prefill, gen.context)
+               + gen.starts * engine.engine_start_s)
+    return seconds, rate, batch

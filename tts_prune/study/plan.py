@@ -14,11 +14,9 @@ step is priced as the installed ``trace_divergence`` runs it (``steps.divergence
 """
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import functools
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -27,7 +25,7 @@ import pandas as pd
 from .. import paths
 from .grid import (CONSUMER, DENSE, PRODUCER, RECIPE_AXES, CALIBRATION_AXES, STRUCTURED_METHODS, StudyConfig, expand,
                    load_study)
-from .hardware import ACCELERATORS, GiB, Accelerator, EngineModel, accelerator
+from .hardware import GiB, Accelerator, EngineModel, accelerator, engine_run
 from .shapes import ModelShape, model_shape
 from .steps import (Step, alphapruning_step, divergence_settings, divergence_step, layerif_step, perplexity_step,
                     pruning_step, transformers_generation_step, vllm_steps)
@@ -147,19 +145,6 @@ def _longest(cfg: StudyConfig, options: PlanOptions, prompt_max: int) -> int:
     """The longest sequence the study may ask for (no context limit): prompt, thinking, forced end, allowance."""
     return max(prompt_max + b + FORCED_END + allowance(b, cfg.answer_tokens, _max_gen(cfg, options), prompt_max)
                for b in cfg.budgets)
-
-
-def _generation_hours(shape: ModelShape, gpu: Accelerator, engine: EngineModel, dtype: str, gen: Generation,
-                      pool: float, devices: int) -> tuple[float, float, int]:
-    """(seconds, decode tokens/s, concurrent sequences) of one engine run, steady state."""
-    if gen.generated <= 0:
-        return engine.forward_seconds(shape, gpu, gen.prefill, gen.context) + gen.starts * engine.engine_start_s, 0.0, 0
-    by_memory = int(pool // max(gen.context * shape.kv_bytes_per_token(dtype), 1))
-    batch = max(1, min(engine.max_num_seqs, by_memory, gen.sequences))
-    rate = engine.decode_rate(shape, gpu, dtype, batch, gen.context) * (devices if engine.throughput else 1)
-    seconds = (gen.generated / rate + engine.forward_seconds(shape, gpu, gen.prefill, gen.context)
-               + gen.starts * engine.engine_start_s)
-    return seconds, rate, batch
 
 
 def plan_study(study: StudyConfig | str, gpu: str | None = None, options: PlanOptions | None = None) -> Plan:
@@ -284,7 +269,7 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
     shares = sum(len(_benchmarks(c, cfg)) for c in mates)  # (cell, benchmark) steps the start is spread over
     variant = Generation.combine([kit_generation(p, cfg.budgets, sequences, options.answer_mean, **answers)
                                   for p in every.values()])
-    _, rate, batch = _generation_hours(shape, device, engine, dtype, variant, pool, devices)
+    _, rate, batch = engine_run(shape, device, engine, dtype, variant, pool, devices)
     key = shape.name  # the model, or "<model> -N blocks" for a ShortGPT variant
     info = models.setdefault(key, {"model": key, "params_b": shape.params / 1e9,
                                    "weights_gib": shape.weight_bytes(dtype) / GiB,
@@ -300,10 +285,10 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
         seconds += engine.engine_start_s / shares  # one start per variant, spread over its benchmarks
         authors = [authors_generation(p, b, cfg.samples, options.answer_mean, **answers)
                    for b in cfg.budgets for _ in cfg.seeds]  # one harness run per (budget, seed)
-        authors_seconds = sum(_generation_hours(shape, device, engine, dtype, g, pool, devices)[0] for g in authors)
+        authors_seconds = sum(engine_run(shape, device, engine, dtype, g, pool, devices)[0] for g in authors)
         info["authors_starts"] += len(authors)
         worst = kit_generation(p, cfg.budgets, sequences, None, **answers)
-        worst_seconds = _generation_hours(shape, device, engine, dtype, worst, pool, devices)[0]
+        worst_seconds = engine_run(shape, device, engine, dtype, worst, pool, devices)[0]
         add(cell, Step(f"{GENERATION}{name}", 0.0, seconds * devices, ""), tokens=gen.generated,
             authors_tokens=sum(g.generated for g in authors), authors_seconds=authors_seconds * devices,
             worst_tokens=worst.generated, worst_seconds=worst_seconds * devices, rate=rate, batch=batch)
@@ -315,38 +300,3 @@ def _plan_consumer(cell, cfg, shape, dtype, device, options, variant_cells, mode
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--study", default=str(paths.ROOT / "studies" / "paper.yaml"), help="study YAML file")
-    parser.add_argument("--model", action="append", default=None, help="replace the study's models (repeatable)")
-    parser.add_argument("--gpu", default="h100-80gb", choices=sorted(ACCELERATORS), help="the device to plan for")
-    parser.add_argument("--gpu-memory", type=float, default=None, help="GiB of device memory (replaces the device's)")
-    parser.add_argument("--throughput", type=float, default=None,
-                        help="decode tokens/s per device, replacing the roofline (e.g. a measured rate)")
-    parser.add_argument("--efficiency", type=float, default=None, help="share of the bandwidth roofline reached "
-                        "(default: calibrated on a published vLLM H100 measurement, see `tts_prune.study.hardware`)")
-    parser.add_argument("--answer-mean", type=int, default=200, help="assumed mean answer tokens (default 200)")
-    parser.add_argument("--engine-start", type=float, default=120.0, help="seconds per vLLM engine start (default 120)")
-    parser.add_argument("--max-num-seqs", type=int, default=256, help="vLLM's max_num_seqs (default 256)")
-    parser.add_argument("--divergence-batch", type=int, default=None,
-                        help="traces per divergence forward pass (default: as 04's code runs them)")
-    parser.add_argument("--divergence-slice", type=int, default=None, help="positions per logits slice in the "
-                        "divergence step (default: as 04's code runs it; 0: whole traces, the batched code)")
-    parser.add_argument("--max-gen-tokens", type=int, default=None,
-                        help="plan with this thinking + answer allowance (s1's max_gen_toks, e.g. 32768)")
-    parser.add_argument("--steps", action="store_true", help="print every step of every cell, not only each cell's peak")
-
-
-def run(args: argparse.Namespace) -> int:
-    changes = {} if args.efficiency is None else {"efficiency": args.efficiency}
-    engine = EngineModel(throughput=args.throughput, engine_start_s=args.engine_start, max_num_seqs=args.max_num_seqs,
-                         **changes)
-    options = PlanOptions(gpu=args.gpu, gpu_memory=args.gpu_memory, engine=engine, answer_mean=args.answer_mean,
-                          divergence_batch=args.divergence_batch, divergence_slice=args.divergence_slice,
-                          max_gen_tokens=args.max_gen_tokens)
-    plan = plan_study(load_study(args.study, models=args.model), options=options)
-    print(plan.text(per_step=args.steps))
-    if plan.refusals:
-        print(f"tts-prune plan: {len(plan.refusals)} step(s) will not fit on {plan.gpu.name}; fix them before the "
-              "spend:\n" + "\n".join(f"  - {r}" for r in plan.refusals), file=sys.stderr)
-        return 1
-    return 0

@@ -29,11 +29,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import __version__
+from .answer_budget import AUTO, resolve_answer_tokens
 from .backends import BACKENDS, pick_backend  # noqa: F401  (pick_backend re-exported)
 from .benchmarks import load_benchmark, resolve
 from .engine import Engine, open_engine
 from .formats import ThinkingFormat, answer_only, build_prompt, detect_format, get_format
-from .generation import DEFAULT_ANSWER_TOKENS, DecodingConfig, Generation, check_budgets
+from .generation import DecodingConfig, Generation, check_budgets
 from .grading import DEFAULT_TIMEOUT_S, grade_answer
 from .harness import judge_question
 from .judge import JudgeConfig
@@ -84,7 +85,7 @@ def _warn_past_context(prompts, tokenizer, budgets, config: DecodingConfig, mode
 
 def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, samples: int = 1,
              seeds=None, temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
-             answer_tokens: int | None = DEFAULT_ANSWER_TOKENS, waits: int = 0, min_thinking: int = 0,
+             answer_tokens: int | None | str = AUTO, waits: int = 0, min_thinking: int = 0,
              thinking_format=None, grade_thinking: bool = False, backend: str = "auto", batch_size: int = 8,
              recipe: dict | None = None, out=None, model_name: str | None = None, benchmark_seed: int = 0,
              tensor_parallel_size: int = 1, data_parallel_size: int = 1, model_dir=None,
@@ -99,7 +100,8 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     ``batch_size``, ``tensor_parallel_size``, ``data_parallel_size``, ``model_dir``, ``vllm_options``) are
     then fixed by ``open_engine`` and may only be repeated here. The records are the same either way.
     ``seeds`` (explicit sample seeds) default to ``range(samples)``; greedy decoding uses one seed, 0.
-    ``answer_tokens``: the answer's own budget (None: until a stop token). ``waits``/``min_thinking``: s1's
+    ``answer_tokens``: the answer's own budget (None: until a stop token; ``"auto"``: the model card's, else the
+    thinking format's, else s1's thousands; see ``tts_prune.tts.answer_budget``). ``waits``/``min_thinking``: s1's
     extension and minimum-thinking modes. ``thinking_format``: a ``FORMATS`` name or a ``ThinkingFormat``
     (default: detected from the tokenizer and the model name). Budget 0 of a format with a no-thinking
     switch (Qwen3's ``enable_thinking=False``) is that no-thinking prompt, answered directly.
@@ -136,8 +138,13 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     seeds = [int(s) for s in (seeds if seeds is not None else range(samples))]
     if temperature == 0:
         seeds = seeds[:1]  # greedy: every seed gives the same text
+    name, model_config = model_name or model_or_path.name, model_or_path.model_config
+    fmt = (get_format(thinking_format) if thinking_format is not None
+           else detect_format(engine.tokenizer, name, model_config))
     if max_gen_tokens is not None:
         answer_tokens = None  # the harness's allowance replaces the answer's own budget
+    answer_tokens, answer_source = resolve_answer_tokens(answer_tokens, fmt, name,
+                                                         getattr(model_config, "_name_or_path", None))
     config = DecodingConfig(temperature=temperature, top_p=top_p, top_k=top_k, answer_tokens=answer_tokens,
                             waits=waits, min_thinking=min_thinking, batch_size=batch_size,
                             max_gen_tokens=max_gen_tokens)
@@ -149,15 +156,14 @@ def evaluate(model_or_path, benchmark: str, budgets, limit: int | None = None, s
     # The GPQA judge reads the question with its choices (the generation loop grades under the first protocol).
     asks = judge is not None and protocols[0] == "s1-harness" and spec.grader == "choice"
     questions = {p["id"]: judge_question(p) for p in problems} if asks else {}
-    name = model_name or model_or_path.name
     tokenizer = engine.tokenizer
-    model_config = model_or_path.model_config
-    fmt = get_format(thinking_format) if thinking_format is not None else detect_format(tokenizer, name, model_config)
     store = ResultStore(out)
     base = {"model": name, "model_hash": engine.fingerprint, "recipe": dict(recipe or {}), "benchmark": spec.name,
             "format": fmt.name, "format_spec": fmt.describe(), "decoding": config.describe(),
             "grading": specs[0], "backend": engine.name}
     provenance = {"package_version": __version__, "grading_timeout_s": grading_timeout_s}
+    if answer_source is not None:  # resolved, not passed: say which budget and why (explicit calls' records unchanged)
+        provenance.update(answer_budget=answer_tokens, answer_budget_source=answer_source)
 
     # (budgets, format, prompt builder) per group: thinking budgets, and Qwen3-style no-thinking budget 0.
     no_thinking = 0 in budgets and bool(fmt.no_thinking)
@@ -288,8 +294,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--temperature", type=float, default=0.0, help="0 is greedy")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--top-k", type=int, default=0)
-    parser.add_argument("--answer-tokens", type=int, default=DEFAULT_ANSWER_TOKENS,
-                        help="answer budget after the end of thinking (0: until a stop token)")
+    parser.add_argument("--answer-tokens", type=int, default=None,
+                        help="answer budget after the end of thinking (0: until a stop token; default: the model "
+                             "card's, else the thinking format's, else s1's 4096)")
     parser.add_argument("--max-gen-tokens", type=int, default=None,
                         help="s1 harness's answer allowance (32768 in the paper): replaces --answer-tokens")
     parser.add_argument("--waits", type=int, default=0, help="s1 extension: append 'Wait' up to N times")
@@ -316,7 +323,7 @@ def run(args) -> int:
     budgets = [int(b) for b in str(args.budgets).split(",") if b.strip()]
     frame = evaluate(args.model, args.benchmark, budgets, limit=args.limit, samples=args.samples,
                      temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                     answer_tokens=args.answer_tokens or None, max_gen_tokens=args.max_gen_tokens, waits=args.waits,
+                     answer_tokens=AUTO if args.answer_tokens is None else args.answer_tokens or None, max_gen_tokens=args.max_gen_tokens, waits=args.waits,
                      min_thinking=args.min_thinking,
                      thinking_format=args.format, grade_thinking=args.grade_thinking, backend=args.backend,
                      batch_size=args.batch_size, tensor_parallel_size=args.tensor_parallel_size,

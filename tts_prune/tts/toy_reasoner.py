@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from ..models import toy_task
+from ..models.embedded import EMBEDDED
 from ..models.toy import DEFAULT_BUDGETS, ToyConfig, build_model, build_tokenizer, train
 
-# "\n\n\\boxed{N}" after a natural "</think>" is at most ~20 characters; 32 leaves room, so no answer is cut.
-ANSWER_TOKENS = 32
+ANSWER_TOKENS = EMBEDDED["toy-reasoner"].answer_tokens  # its card's answer budget, stated once (models/embedded.py)
 TASK = "toy-reasoning"  # the task registry's name for the toy task (its grader kind grades the check)
 
 
