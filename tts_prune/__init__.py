@@ -24,7 +24,7 @@ _EXPORTS = {
     "NoDecoderLayersError": "models.layers",
     "use_threads": "models.runtime",
     # pruning (issue #3)
-    "PruneConfig": "pruning.driver",
+    "PruneConfig": "pruning.config",
     "PruneResult": "pruning.driver",
     "prune": "pruning.driver",
     "sparsity_report": "pruning.driver",
