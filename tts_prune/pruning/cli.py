@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices = param.allowed_values()
         if choices is not None and default == "auto" and "auto" not in choices:
             choices = ["auto", *choices]  # resolved per method by PruneConfig
-        owners = [owner for _, owner in declared[f.name][1:] if owner]
-        note = f" [{', '.join(owners)}]" if owners and owners != ["core"] else ""
+        owners = [owner[1] for owner in declared[f.name][1:] if owner[0] != "core"]
+        note = f" [{', '.join(owners)}]" if owners else ""
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=_kind(str(f.type)), default=default, choices=choices,
                             required=f.default is dataclasses.MISSING,
                             help=f"{param.help}{note} (default: {'the method' + chr(39) + 's' if default is None else default})")
