@@ -72,3 +72,8 @@ METHODS = PRUNERS  # the same registry, by the name the declarations use
 def structured(method: str) -> bool:
     """Whether ``method`` removes whole blocks (then only the ``uniform`` allocation applies)."""
     return method in PRUNERS and PRUNERS[method].structured
+
+
+def reads(method: str, name: str) -> bool:
+    """Whether ``method`` declares the parameter ``name`` (e.g. which methods take ``shortgpt_layers``)."""
+    return method in PRUNERS and any(p.name == name for p in PRUNERS[method].params)
