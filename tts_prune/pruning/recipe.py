@@ -161,3 +161,30 @@ def record_recipe(recipe: Recipe, saved: dict | None = None) -> dict:
     return {**base, "achieved_sparsity": saved.get("global_sparsity"), "removed_layers": saved.get("removed_layers"),
             "removed_param_fraction": saved.get("removed_param_fraction"), "calibration": recipe.calibration,
             "calibration_seed": recipe.seed, "nsamples": recipe.nsamples, "seqlen": recipe.seqlen, **by_count}
+
+
+def lab_recipe(method: str, sparsity: float = 0.0, **parameters) -> Recipe:
+    """The recipe a notebook's parameters name: the dense one for ``method="dense"``, else that of
+    ``lab_config(method, sparsity, **parameters)`` (what 03-pruning prunes with the same parameters)."""
+    return Recipe() if method == DENSE else Recipe.from_config(lab_config(method, sparsity, **parameters))
+
+
+def recipe_parameters() -> set[str]:
+    """The notebook parameter names that define a recipe: ``lab_config``'s arguments, the calibration fields
+    and every parameter a method or allocation declares (``calibration_seed`` is 04's name for ``seed``)."""
+    import inspect
+
+    from .config import declarations
+
+    declared = {name for name, (_, *owners) in declarations().items() if owners[0][0] != "core"}
+    return (set(inspect.signature(lab_config).parameters) - {"settings"}) | declared | {
+        "calibration", "nsamples", "seqlen", "seed", "calibration_seed"}
+
+
+def notebook_recipe(parameters: dict) -> Recipe:
+    """``lab_recipe`` of a notebook's parameter dict (e.g. papermill's defaults): its recipe parameters
+    (:func:`recipe_parameters`), ``calibration_seed`` (04-tts-scaling's name) standing for ``seed``."""
+    chosen = {k: v for k, v in parameters.items() if k in recipe_parameters()}
+    if "calibration_seed" in chosen:
+        chosen["seed"] = chosen.pop("calibration_seed")
+    return lab_recipe(**chosen)
