@@ -241,7 +241,7 @@ PER_PASS = Param("layerif_layers_per_pass", "LayerIF gradients: blocks per pass 
 
 ALLOCATORS: dict[str, Allocation] = {
     "uniform": Allocation(uniform),
-    "owl": Allocation(owl, needs_data=True, params=(OWL_M, OWL_LAMBDA, OWL_CLIP), check=_check_owl),
+    "owl": Allocation(owl, needs_data=True, params=(OWL_LAMBDA, OWL_M, OWL_CLIP), check=_check_owl),
     "alphapruning": Allocation(alphapruning, params=(ALPHA_EPS, ALPHA_ESTIMATOR), check=_check_eps("alpha_eps")),
     # the paper's LayerIF has no searched hyper-parameter: its e1 / e2 are the authors' constants
     "layerif": Allocation(layerif, needs_data=True, params=(SAMPLES, VALIDATION, SCORES, E1, E2, ON_DEGENERATE, PER_PASS),

@@ -4,7 +4,7 @@ and the one pruning walk, driven by the declared methods (``methods.py``) and al
 ``prune(model, tokenizer, PruneConfig(method="wanda", sparsity=0.2, allocation="owl"))`` allocates
 per-block sparsities, walks the blocks once with the calibration loop and prunes each block before
 its outputs feed the next one. A structured method (ShortGPT) removes whole blocks instead.
-The config is ``config.py``, saving ``save.py``, the ``prune`` command ``cli.py`` (all re-exported here).
+The config is ``config.py``, saving ``save.py``, the ``prune`` command ``cli.py``.
 """
 from __future__ import annotations
 
@@ -196,8 +196,3 @@ def _shape(ids) -> tuple[int, ...]:
 def _source(ids, config: PruneConfig) -> str | None:
     # The text really used: a fallback (ShortGPT's offline stand-in) says so; ids passed in keep the config's name
     return getattr(ids, "source", None) or (config.calibration if ids is not None else None)
-
-
-# Public names of the split-off modules, importable from here as before the split.
-from .cli import add_arguments, run  # noqa: E402,F401
-from .save import achieved_label, save_pruned  # noqa: E402,F401

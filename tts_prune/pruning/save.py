@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -14,11 +13,8 @@ from .layerif import scores_note
 from .methods import structured
 from .recipe import Recipe
 
-if TYPE_CHECKING:
-    from .driver import PruneResult
 
-
-def achieved_label(result: PruneResult) -> str:
+def achieved_label(result) -> str:
     """A short label of what was really removed, for plots and model cards: "20.0% of prunable weights",
     or for ShortGPT "3 of 28 blocks (10.7% of decoder parameters)"."""
     if result.removed_param_fraction is not None:
@@ -43,8 +39,9 @@ _STRUCTURED = ("ShortGPT removed whole decoder blocks ({removed}); the checkpoin
                "faster, and its config has fewer layers.")
 
 
-def save_pruned(model: nn.Module, tokenizer, result: PruneResult, out_dir, source: str | None = None) -> Path:
-    """Write safetensors, tokenizer, ``pruning_recipe.json`` and a short ``README.md`` model card."""
+def save_pruned(model: nn.Module, tokenizer, result, out_dir, source: str | None = None) -> Path:
+    """Write safetensors, tokenizer, ``pruning_recipe.json`` and a short ``README.md`` model card for a
+    ``PruneResult`` (``driver.py``)."""
     from ..models.loading import model_fingerprint
 
     out = Path(out_dir)
