@@ -163,10 +163,10 @@ def record_recipe(recipe: Recipe, saved: dict | None = None) -> dict:
             "calibration_seed": recipe.seed, "nsamples": recipe.nsamples, "seqlen": recipe.seqlen, **by_count}
 
 
-def lab_recipe(method: str, sparsity: float = 0.0, **parameters) -> Recipe:
+def lab_recipe(method: str, sparsity: float = 0.0, *args, **parameters) -> Recipe:
     """The recipe a notebook's parameters name: the dense one for ``method="dense"``, else that of
-    ``lab_config(method, sparsity, **parameters)`` (what 03-pruning prunes with the same parameters)."""
-    return Recipe() if method == DENSE else Recipe.from_config(lab_config(method, sparsity, **parameters))
+    ``lab_config(method, sparsity, *args, **parameters)`` (what 03-pruning prunes with the same parameters)."""
+    return Recipe() if method == DENSE else Recipe.from_config(lab_config(method, sparsity, *args, **parameters))
 
 
 def recipe_parameters() -> set[str]:
