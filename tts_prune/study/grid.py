@@ -89,16 +89,12 @@ class StudyConfig:
         if not self.models:
             fail("models is empty", "a list of model references", "Add e.g. models: [smollm2-135m-instruct].")
         from ..pruning.allocation import ALLOCATORS
-        from ..pruning.methods import PRUNERS, reads
+        from ..pruning.methods import reads
 
         grid_allocations = sorted(name for name, a in ALLOCATORS.items() if a.in_grid)
         if set(self.allocations) - set(grid_allocations):
             fail(f"allocations={list(self.allocations)}", grid_allocations,
                  "layerif is the paper's LayerIF (attention and MLP apart), layerif-block the block-wise approximation.")
-        for key in ("methods", "tts_methods"):
-            unknown = sorted(set(getattr(self, key) or ()) - set(PRUNERS))
-            if unknown:
-                fail(f"{key} {unknown} unknown", sorted(PRUNERS), "Use the names of tts_prune.PRUNERS.")
         for nb in self.notebooks:
             if nb not in NOTEBOOK_AXES:
                 fail(f"notebook {nb!r} is unknown", list(NOTEBOOK_AXES), "Use the notebook file stems.")
