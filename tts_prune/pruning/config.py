@@ -7,7 +7,7 @@ allowed values, help text, reference values and cross-field rules are declared b
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ..models.dtypes import DTYPES
 from .allocation import ALLOCATORS
