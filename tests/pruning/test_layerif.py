@@ -256,7 +256,7 @@ def test_computed_layerif_on_a_three_block_model_is_not_uniform(tmp_path):
 def test_cli_knows_both_layerifs_and_the_scores_option():
     import argparse
 
-    from tts_prune.pruning.driver import add_arguments
+    from tts_prune.pruning.cli import add_arguments
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -19,7 +19,9 @@ from torch import nn
 from .calibration import walk_blocks
 from ..models.layers import decoder_layers, prunable_linears, weight_matrix
 from .kernels import ALPHA_ESTIMATORS, outlier_ratio, wanda_score
-from .layerif import layerif, layerif_windows
+from .declare import Allocation, Param, in_unit_interval, positive_int
+from .layerif import DEGENERATE, layerif, layerif_windows
+from .sketch import datainf_influence, layerif_scores  # noqa: F401  (public here since before the split)
 
 MAX_RATIO = 0.99  # a block pruned to 100% would zero every linear in it; keep one weight in a hundred
 
@@ -98,85 +100,6 @@ def alpha_per_layer(model: nn.Module, estimator: str = "peak") -> list[float]:
     fit = ALPHA_ESTIMATORS[estimator]
     return [float(torch.tensor([fit(weight_matrix(m)) for m in prunable_linears(b).values()]).nanmean())
             for b in decoder_layers(model)]
-
-
-def layerif_scores(model: nn.Module, input_ids: torch.Tensor, proj_dim: int = 32, seed: int = 0,
-                   show_progress: bool = True, validation_ids: torch.Tensor | None = None) -> list[float]:
-    """Per-block influence score in the spirit of LayerIF (arXiv 2505.23811): summed positive influence of
-    "train" sequences on a validation loss, computed with DataInf on random projections of per-block
-    gradients. This is an approximation of the paper's method, not its code (none for the scores is public).
-
-    What is computed: train samples are ``input_ids`` and the validation set is ``validation_ids``; when
-    that is None, the first half of ``input_ids`` is train and the second half validation (the paper uses
-    a task's own training and validation splits: pass e.g. training-split reasoning problems as
-    ``validation_ids``). For block l, each sample's LM-loss gradient w.r.t. the block's linear weights
-    G (out, in) is sketched to P_out^T G P_in (proj_dim^2 values per linear, fixed Gaussian P,
-    LoGra-style) instead of the full gradient, to keep memory O(proj_dim^2). The influence of train sample
-    k is I_k = -v^T (H_l + lambda I)^-1 g_k, with v the mean validation gradient and the inverse in
-    DataInf's closed form (arXiv 2310.00902): (1/n sum_i g_i g_i^T + lambda I)^-1 ~
-    1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)), lambda = 0.1 x mean squared gradient entry.
-    Positive I_k means up-weighting k raises validation loss; the score is sum_k max(I_k, 0), so a higher
-    score marks a lower-quality block, and :func:`layerif_block` prunes it more. (The paper's ``layerif`` uses
-    exact per-module gradients instead: :mod:`.influence`.)
-    """
-    from tqdm.auto import tqdm
-
-    if validation_ids is None:
-        if input_ids.shape[0] < 2:
-            raise ValueError(f"LayerIF needs >= 2 calibration sequences (train and validation), got "
-                             f"{input_ids.shape[0]}; raise layerif_samples or pass validation_ids")
-        ntrain = input_ids.shape[0] // 2
-        samples = input_ids
-    else:
-        ntrain = input_ids.shape[0]
-        samples = list(input_ids) + list(validation_ids)
-    layers = decoder_layers(model)
-    linears = [prunable_linears(b) for b in layers]
-    gen = torch.Generator().manual_seed(seed)
-    proj = [{n: (torch.randn(weight_matrix(m).shape[0], proj_dim, generator=gen) / proj_dim ** 0.5,
-                 torch.randn(weight_matrix(m).shape[1], proj_dim, generator=gen) / proj_dim ** 0.5)
-             for n, m in lin.items()} for lin in linears]
-    params = {p: p.requires_grad for p in model.parameters()}
-    wanted = {id(m.weight) for lin in linears for m in lin.values()}
-    for p in params:
-        p.requires_grad_(id(p) in wanted)
-    device = model.get_input_embeddings().weight.device
-    sketches: list[list[torch.Tensor]] = [[] for _ in layers]  # [layer][sample] -> (D,)
-    try:
-        for ids in tqdm(samples, desc="LayerIF gradients", disable=not show_progress):
-            model.zero_grad(set_to_none=True)
-            ids = ids.unsqueeze(0).to(device)
-            with torch.enable_grad():
-                model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
-            for l, lin in enumerate(linears):
-                parts = []
-                for name, module in lin.items():
-                    g = module.weight.grad.float()
-                    g = g if isinstance(module, nn.Linear) else g.t()  # (out, in)
-                    p_out, p_in = proj[l][name]
-                    parts.append((p_out.to(g.device).t() @ g @ p_in.to(g.device)).reshape(-1).cpu())
-                sketches[l].append(torch.cat(parts).double())
-    finally:
-        model.zero_grad(set_to_none=True)
-        for p, flag in params.items():
-            p.requires_grad_(flag)
-    return [float(datainf_influence(torch.stack(g[:ntrain]), torch.stack(g[ntrain:]).mean(0)).clamp_min(0).sum())
-            for g in sketches]
-
-
-def datainf_influence(train: torch.Tensor, val: torch.Tensor, damping: float = 0.1) -> torch.Tensor:
-    """DataInf influence (arXiv 2310.00902) of each train gradient (n, D) on the validation gradient (D,).
-
-    I_k = -v^T (1/n sum_i g_i g_i^T + lambda I)^-1 g_k with the inverse replaced by DataInf's
-    1/(n lambda) sum_i (I - g_i g_i^T / (lambda + |g_i|^2)) and lambda = damping x mean(|g_i|^2) / D.
-    Only dot products are needed: O(n^2 D), no D x D matrix. Returns (n,).
-    """
-    g, v = train.double(), val.double()
-    sq = (g * g).sum(1)                                   # (n,)
-    lam = damping * float(sq.mean()) / g.shape[1]
-    vg, gram = g @ v, g @ g.t()                           # (n,), (n, n)
-    correction = ((vg / (lam + sq)).unsqueeze(1) * gram).mean(0)  # (1/n) sum_i (v.g_i)(g_i.g_k)/(lam+|g_i|^2)
-    return -(vg - correction) / lam
 
 
 # -------------------------------------------------------------------------------------- strategies
@@ -275,14 +198,63 @@ def manual(model, ids, config, show_progress=True, tokenizer=None) -> list[float
     return ratios
 
 
-ALLOCATORS: dict[str, Callable] = {"uniform": uniform, "owl": owl, "alphapruning": alphapruning,
-                                   "layerif": layerif, "layerif-block": layerif_block, "manual": manual}
-NEEDS_DATA = {"owl", "layerif", "layerif-block"}
+def _check_owl(config, fail) -> None:
+    if not (0 <= config.owl_lambda and config.sparsity + 2 * config.owl_lambda < 1):
+        fail(f"owl_lambda={config.owl_lambda} with sparsity={config.sparsity}", "owl_lambda >= 0 and "
+             "sparsity + 2 x owl_lambda < 1 (a block's OWL sparsity can reach up to sparsity + 2 x owl_lambda)",
+             f"Use owl_lambda < {(1 - config.sparsity) / 2:.4g}. Blocks whose sparsity would be <= 0 get 0.01 "
+             "(owl_clip='reference') or are rebalanced (owl_clip='rebalance').")
+
+
+def _check_eps(name):
+    def check(config, fail):  # linear in [s(1 - eps), s(1 + eps)]: the top block must stay below 1
+        if config.sparsity * (1 + getattr(config, name)) >= 1:
+            fail(f"sparsity={config.sparsity} with {name}={getattr(config, name)}", f"sparsity x (1 + {name}) < 1",
+                 f"Lower {name} or sparsity.")
+    return check
+
+
+def _eps(name, help):
+    return Param(name, help, rule=in_unit_interval, allowed="[0, 1)", searchable=True,
+                 fix="Leave it unset for the method's reference value (PRUNERS[method].defaults).")
+
+
+OWL_M = Param("owl_m", "OWL outlier threshold M", rule=lambda v: v > 0, searchable=True,
+              allowed="a positive outlier threshold (reference: 5)", fix="Use owl_m=5.")
+OWL_LAMBDA = Param("owl_lambda", "OWL half-width lambda of the block sparsities around s", searchable=True)
+OWL_CLIP = Param("owl_clip", "what OWL does with a block sparsity <= 0 (auto: the authors' rule for the method)",
+                 choices=lambda: sorted(OWL_CLIPS))
+ALPHA_EPS = _eps("alpha_eps", "AlphaPruning half-width eps relative to s (default: the method's, 0.2 or 0.3)")
+ALPHA_ESTIMATOR = Param("alpha_estimator", "AlphaPruning heavy-tail fit", choices=lambda: sorted(ALPHA_ESTIMATORS))
+LAYERIF_EPS = _eps("layerif_eps", "layerif-block half-width eps relative to s (default: the method's, 0.1 or 0.3)")
+SAMPLES = Param("layerif_samples", "LayerIF (computed): calibration sequences differentiated", rule=positive_int,
+                allowed="a positive integer", fix="Set layerif_samples to e.g. its default.")
+VALIDATION = Param("layerif_validation", "validation source for LayerIF (e.g. gsm8k)")
+SCORES = Param("layerif_scores", "LayerIF: path or glob of the authors' score pickles", exclusive=True)
+E1 = Param("layerif_e1", "LayerIF: lower bound of p_hat (the authors' 0.05)")
+E2 = Param("layerif_e2", "LayerIF: upper bound of p_hat (the authors' 0.40)")
+ON_DEGENERATE = Param("layerif_on_degenerate", "LayerIF: when all scores are equal, fail or fall back to uniform",
+                      choices=DEGENERATE, fix="Pick one.")
+PER_PASS = Param("layerif_layers_per_pass", "LayerIF gradients: blocks per pass (0: all)",
+                 rule=lambda v: isinstance(v, int) and v >= 0, allowed="an integer >= 0 (0: every block at once)",
+                 fix="Use 1 to hold one block's gradients at a time.")
+
+ALLOCATORS: dict[str, Allocation] = {
+    "uniform": Allocation(uniform),
+    "owl": Allocation(owl, needs_data=True, params=(OWL_LAMBDA, OWL_M, OWL_CLIP), check=_check_owl),
+    "alphapruning": Allocation(alphapruning, params=(ALPHA_EPS, ALPHA_ESTIMATOR), check=_check_eps("alpha_eps")),
+    # the paper's LayerIF has no searched hyper-parameter: its e1 / e2 are the authors' constants
+    "layerif": Allocation(layerif, needs_data=True, params=(SAMPLES, VALIDATION, SCORES, E1, E2, ON_DEGENERATE, PER_PASS),
+                          data_unless="layerif_scores"),
+    "layerif-block": Allocation(layerif_block, needs_data=True, params=(LAYERIF_EPS, SAMPLES, VALIDATION, ON_DEGENERATE),
+                                check=_check_eps("layerif_eps")),
+    "manual": Allocation(manual, in_grid=False),
+}
 
 
 def needs_calibration(config) -> bool:
     """Whether ``config.allocation`` reads calibration windows (LayerIF from pickled scores does not)."""
-    return config.allocation in NEEDS_DATA and not (config.allocation == "layerif" and config.layerif_scores)
+    return ALLOCATORS[config.allocation].reads_data(config)
 
 
 def allocate(model: nn.Module, tokenizer, config, calibration: torch.Tensor | None = None,

@@ -239,20 +239,11 @@ def layerif_windows(ids: torch.Tensor, config, tokenizer) -> tuple[torch.Tensor,
 
 
 def check_layerif_config(config, fail) -> None:
-    """PruneConfig's checks of the LayerIF fields (``fail(what, allowed, fix)`` raises)."""
-    if config.layerif_scores is not None and config.allocation != "layerif":
-        fail(f"layerif_scores={config.layerif_scores!r} with allocation={config.allocation!r}", "allocation='layerif'",
-             "Drop layerif_scores or use allocation='layerif'.")
+    """PruneConfig's cross-field checks of the LayerIF fields (``fail(what, allowed, fix)`` raises); the
+    single-field ones are the declared parameters of ``layerif`` in ``allocation.ALLOCATORS``."""
     if not 0 <= config.layerif_e1 < config.layerif_e2 <= 1:
         fail(f"layerif_e1={config.layerif_e1}, layerif_e2={config.layerif_e2}", "0 <= e1 < e2 <= 1",
              "Leave them unset for the authors' 0.05 / 0.40.")
-    if config.layerif_on_degenerate not in DEGENERATE:
-        fail(f"layerif_on_degenerate={config.layerif_on_degenerate!r} is unknown", list(DEGENERATE), "Pick one.")
-    if not isinstance(config.layerif_layers_per_pass, int) or config.layerif_layers_per_pass < 0:
-        fail(f"layerif_layers_per_pass={config.layerif_layers_per_pass!r}", "an integer >= 0 (0: every block at once)",
-             "Use 1 to hold one block's gradients at a time.")
-    if config.wanda_scope not in ("auto", "row", "matrix"):
-        fail(f"wanda_scope={config.wanda_scope!r} is unknown", ["auto", "row", "matrix"], "Pick one.")
     if config.wanda_scope == "auto":  # resolved here so that the recipe records what ran
         object.__setattr__(config, "wanda_scope", "matrix" if (config.allocation, config.method) == ("layerif", "wanda") else "row")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DENSE = "dense"
+from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 KEYS = ("model", "benchmark")
 
 

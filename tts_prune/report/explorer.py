@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..pruning.recipe import DENSE, plot_order, run_label
 from . import plots
 
 FIELDS = ("model", "benchmark", "method", "allocation", "sparsity")
 RECIPE_FIELDS = ("method", "allocation", "sparsity")
-DENSE = "dense"
 
 
 def _recipe_value(recipe, key):
@@ -58,22 +58,17 @@ def runs(records: pd.DataFrame, protocol: str | None = None) -> pd.DataFrame:
     df["allocation"] = df["allocation"].fillna("uniform")
     df["sparsity"] = pd.to_numeric(df["sparsity"], errors="coerce").fillna(0.0).round(4)
     df.loc[df["method"] == DENSE, ["allocation", "sparsity"]] = ["uniform", 0.0]
-    df["run"] = [DENSE if m == DENSE else f"{m}/{a}/{s:g}" for m, a, s in zip(df["method"], df["allocation"],
-                                                                              df["sparsity"])]
-    # ShortGPT removes whole blocks: round(s x L) of L rarely equals s, so its label says what was removed.
+    # ShortGPT removes whole blocks: round(s x L) of L rarely equals s, so its label says what was removed; by
+    # block count (the authors' grid) its sparsity column is the share of decoder parameters removed, so
+    # accuracy-vs-sparsity places it where it really is. The label itself is pruning.recipe's run_label.
     recipes = df["recipe"] if "recipe" in df.columns else pd.Series(None, index=df.index)
     removed = [_recipe_value(r, "removed_param_fraction") for r in recipes]
-    df["run"] = [f"{run} (removed {f:.1%})" if m != DENSE and f is not None and f == f else run
-                 for run, m, f in zip(df["run"], df["method"], removed)]
-    # ShortGPT by block count (the authors' grid): "shortgpt/-2L (7.1% of decoder)"; its sparsity column is the
-    # share of decoder parameters removed, so accuracy-vs-sparsity places it where it really is
     counts = [_recipe_value(r, "shortgpt_layers") for r in recipes]
+    df["run"] = [run_label(m, a, s, f, n) for m, a, s, f, n in zip(df["method"], df["allocation"], df["sparsity"],
+                                                                   removed, counts)]
     for i, (n, f) in enumerate(zip(counts, removed)):
-        if n and df["method"].iat[i] != DENSE:
-            df.iat[i, df.columns.get_loc("run")] = f"{df['method'].iat[i]}/-{n}L" + (
-                f" ({f:.1%} of decoder)" if f is not None and f == f else "")
-            if f is not None and f == f:
-                df.iat[i, df.columns.get_loc("sparsity")] = round(float(f), 4)
+        if n and df["method"].iat[i] != DENSE and f is not None and f == f:
+            df.iat[i, df.columns.get_loc("sparsity")] = round(float(f), 4)
     # Calibration (a study axis): named in the run label only when pruned runs differ in it. Calibration seeds
     # are replicates of one run, like sampling seeds: they share its label and pool into its statistics.
     df["calibration"] = [_recipe_value(r, "calibration") if m != DENSE else None for r, m in zip(recipes, df["method"])]
@@ -166,7 +161,7 @@ def explorer(df: pd.DataFrame, static: bool = True):
 
     controls = {}
     for field in FIELDS:
-        values = sorted(df[field].dropna().unique().tolist(), key=str)
+        values = sorted(df[field].dropna().unique().tolist(), key=plot_order)  # dense first
         options = values if field in ("model", "benchmark") else ["(all)"] + values
         controls[field] = widgets.Dropdown(options=options, value=options[0], description=field)
     output = widgets.Output()

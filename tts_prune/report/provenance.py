@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-DENSE = "dense"
+from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 COLUMNS = ["model", "run", "other", "fingerprint", "where", "reason", "explained"]
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
-DENSE = "dense"
+from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 
 
 def cross_benchmark(df: pd.DataFrame, choose: Sequence[str] = ("allocation",), by=("model", "method", "sparsity"),

@@ -28,6 +28,7 @@ import yaml
 
 from .. import paths
 from ..models.runtime import AUTO, resolve_threads
+from ..pruning.recipe import DENSE, RECIPE_AXES  # noqa: F401  (RECIPE_AXES: the runner's public name too)
 
 # Which grid axes each notebook varies over (its other parameters are passed unchanged to every cell).
 # Order is the order of the walk; a notebook with no axis runs once per study.
@@ -38,11 +39,9 @@ NOTEBOOK_AXES: dict[str, tuple[str, ...]] = {
     "04-tts-scaling": ("model", "method", "allocation", "sparsity"),  # + every benchmark, inside the cell
     "05-report": (),
 }
-DENSE = "dense"  # the unpruned baseline of 04-tts-scaling: one cell per model
-# The DAG: 03 saves a pruned model, 04 evaluates it, 05 summarises; RECIPE_AXES tie a 04 cell to its 03 cell.
+# The DAG: 03 saves a pruned model, 04 evaluates it, 05 summarises; RECIPE_AXES (pruning/recipe.py) tie a 04
+# cell to its 03 cell; DENSE, the unpruned baseline of 04-tts-scaling, is one cell per model.
 PRODUCER, CONSUMER, SUMMARY = "03-pruning", "04-tts-scaling", "05-report"
-RECIPE_AXES = ("model", "method", "allocation", "sparsity")
-STRUCTURED_METHODS = ("shortgpt",)  # layer removal: allocation does not apply, only "uniform" is run
 
 
 @dataclass(frozen=True)
@@ -90,9 +89,11 @@ class StudyConfig:
         if not self.models:
             fail("models is empty", "a list of model references", "Add e.g. models: [smollm2-135m-instruct].")
         from ..pruning.allocation import ALLOCATORS
+        from ..pruning.methods import reads
 
-        if set(self.allocations) - set(ALLOCATORS):
-            fail(f"allocations={list(self.allocations)}", sorted(set(ALLOCATORS) - {"manual"}),
+        grid_allocations = sorted(name for name, a in ALLOCATORS.items() if a.in_grid)
+        if set(self.allocations) - set(grid_allocations):
+            fail(f"allocations={list(self.allocations)}", grid_allocations,
                  "layerif is the paper's LayerIF (attention and MLP apart), layerif-block the block-wise approximation.")
         for nb in self.notebooks:
             if nb not in NOTEBOOK_AXES:
@@ -132,7 +133,7 @@ class StudyConfig:
         if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.shortgpt_layers):
             fail(f"shortgpt_layers={list(self.shortgpt_layers)}", "whole numbers of blocks >= 1",
                  "E.g. shortgpt_layers: [1, 2, 3] as the authors' ShortGPT sweep.")
-        if self.shortgpt_layers and not set(STRUCTURED_METHODS) & set(self.methods + (self.tts_methods or ())):
+        if self.shortgpt_layers and not any(reads(m, "shortgpt_layers") for m in self.methods + (self.tts_methods or ())):
             fail(f"shortgpt_layers={list(self.shortgpt_layers)} without shortgpt in methods", "shortgpt listed",
                  "Add shortgpt to methods, or drop shortgpt_layers.")
         for method, keys in self.method_params.items():
@@ -247,6 +248,8 @@ def benchmark_available(name: str) -> bool:
 
 
 def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
+    from ..pruning.methods import reads, structured
+
     combos = []
     if notebook == "04-tts-scaling":  # the dense baseline first, once per model; no benchmark: nothing to evaluate
         if not _benchmarks(cfg):
@@ -259,9 +262,9 @@ def _axis_values(cfg: StudyConfig, notebook: str) -> list[dict]:
              if notebook in ("03-pruning", "04-tts-scaling") and len(getattr(cfg, key)) > 1]
     for combo in product(*(values[a] for a in axes)):
         row = dict(zip(axes, combo))
-        if row.get("method") in STRUCTURED_METHODS and row.get("allocation") != "uniform":
+        if structured(row.get("method")) and row.get("allocation") != "uniform":
             continue  # ShortGPT removes whole blocks; a layer-wise allocation is meaningless for it
-        if row.get("method") in STRUCTURED_METHODS and cfg.shortgpt_layers and "sparsity" in row:
+        if reads(row.get("method"), "shortgpt_layers") and cfg.shortgpt_layers and "sparsity" in row:
             if row["sparsity"] != values["sparsity"][0]:
                 continue  # by block count: one row per count (sparsity 0 in the path, the count beside it)
             for count in cfg.shortgpt_layers:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .. import paths
+from ..pruning.recipe import Recipe, record_recipe
 
 
 def output_dir(given: str, default: Path) -> Path:
@@ -13,39 +14,45 @@ def output_dir(given: str, default: Path) -> Path:
     return paths.ensure(Path(given) if given else Path(default))
 
 
-def pruned_model_dir(given: str, method: str, allocation: str, sparsity: float) -> Path:
+def pruned_model_dir(given: str, model: str, recipe: Recipe) -> Path:
     """Where 03-pruning saves a pruned model and 04-tts-scaling reads it: the runner's path (``given``) or,
-    run by hand, ``models/pruned/lab/<method>-<allocation>-<sparsity>`` (so 03 then 04 in the lab match)."""
-    return Path(given) if given else paths.MODELS_DIR / "pruned" / "lab" / f"{method}-{allocation}-{sparsity}"
+    run by hand, ``models/pruned/lab/<model>/<recipe slug>`` (so 03 then 04 in the lab match, per model)."""
+    from .grid import slug
+
+    return Path(given) if given else paths.MODELS_DIR / "pruned" / "lab" / slug(model) / recipe.slug
 
 
-# The recipe fields stored with every evaluation record (``evaluate(recipe=...)``): they are part of its key.
-_RECORD_RECIPE = ("method", "allocation", "sparsity")
+def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", recipe: Recipe | None = None,
+                    ignore=(), **expected):
+    """(net, tokenizer, record recipe) for 04-tts-scaling: ``model`` itself for the dense recipe, else the model
+    03-pruning saved in ``pruned_model`` (see ``pruned_model_dir``).
 
-
-def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **expected):
-    """(net, tokenizer, recipe) for 04-tts-scaling: ``model`` itself when ``expected["method"]`` is "dense",
-    else the model 03-pruning saved in ``pruned_model`` (see ``pruned_model_dir``).
-
-    ``expected`` holds the pruning settings this cell asks for (method, allocation, sparsity, calibration,
-    nsamples, seqlen, ...); each must equal the saved ``pruning_recipe.json``'s ``config``, and the loaded
-    weights must have the recipe's ``pruned_fingerprint``, so a stale or foreign directory is refused
-    instead of evaluated under the wrong label. ``recipe`` is what the records store: method, allocation,
-    sparsity, achieved_sparsity, removed_layers, removed_param_fraction (ShortGPT), calibration, nsamples, seqlen,
-    and shortgpt_layers for ShortGPT by block count.
+    ``recipe`` is the :class:`~tts_prune.pruning.recipe.Recipe` this cell asks for (04 builds it from its
+    parameters with ``lab_config``, as 03 does); it must equal the one saved in ``pruning_recipe.json``, except
+    the fields named in ``ignore`` (what 03's held-out selection chose itself). Without ``recipe``, ``expected``
+    names a few settings (method, allocation, sparsity, ...) that must equal the saved ``config``. The loaded
+    weights must have the recipe's ``pruned_fingerprint``, so a stale or foreign directory is refused instead
+    of evaluated under the wrong label. The third value is what the records store (``record_recipe``).
     """
     from ..models.loading import load_model, model_fingerprint
+    from ..pruning.config import PruneConfig
 
-    if expected.get("method") == "dense":
+    wanted = recipe or Recipe(**{k: expected[k] for k in ("method", "allocation", "sparsity") if k in expected})
+    if wanted.is_dense:
         net, tokenizer = load_model(model, dtype=dtype)
-        return net, tokenizer, {"method": "dense", "allocation": "uniform", "sparsity": 0.0}
-    folder = pruned_model_dir(pruned_model, *(expected.get(k) for k in _RECORD_RECIPE))
+        return net, tokenizer, record_recipe(wanted)
+    folder = pruned_model_dir(pruned_model, model, wanted)
     recipe_file = folder / "pruning_recipe.json"
     if not recipe_file.is_file():
         raise FileNotFoundError(f"no pruned model at {folder} (no pruning_recipe.json); run 03-pruning with "
-                                f"{expected} and save_model=True first, or pass pruned_model=<its model_out>")
+                                f"{expected or wanted.to_dict()} and save_model=True first, or pass "
+                                "pruned_model=<its model_out>")
     saved = json.loads(recipe_file.read_text())
-    wrong = {k: (v, saved["config"].get(k)) for k, v in expected.items() if saved["config"].get(k) != v}
+    found = Recipe.from_dict(saved["recipe"]) if "recipe" in saved else Recipe.from_config(PruneConfig(**saved["config"]))
+    if recipe is not None:
+        wrong = recipe.differences(found, ignore=ignore)
+    else:
+        wrong = {k: (v, saved["config"].get(k)) for k, v in expected.items() if saved["config"].get(k) != v}
     if wrong:
         raise ValueError(f"{folder} was pruned with other settings: " + ", ".join(
             f"{k}: wanted {a!r}, saved {b!r}" for k, (a, b) in wrong.items()) + "; rerun 03-pruning for this recipe")
@@ -54,16 +61,7 @@ def evaluated_model(model: str, pruned_model: str = "", dtype: str = "auto", **e
         raise ValueError(f"the weights in {folder} do not match its pruning_recipe.json (fingerprint "
                          f"{model_fingerprint(net)} vs {saved['pruned_fingerprint']}); it was changed after "
                          "saving or loaded in another dtype: rerun 03-pruning, and give 03 and 04 the same dtype")
-    config = saved["config"]
-    # ShortGPT by block count: the count names the recipe (its sparsity is None); absent otherwise, so the
-    # records of every other recipe keep their keys
-    by_count = {"shortgpt_layers": config["shortgpt_layers"]} if config.get("shortgpt_layers") else {}
-    return net, tokenizer, {**{k: config[k] for k in _RECORD_RECIPE}, "achieved_sparsity": saved["global_sparsity"],
-                            "removed_layers": saved["removed_layers"],
-                            "removed_param_fraction": saved.get("removed_param_fraction"),
-                            "calibration": config["calibration"],
-                            "calibration_seed": config["seed"], "nsamples": config["nsamples"], "seqlen": config["seqlen"],
-                            **by_count}
+    return net, tokenizer, record_recipe(found, saved)
 
 
 def calibration_ids(tokenizer, source: str, nsamples: int, seqlen: int, seed: int = 0, **context):

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .. import paths
-from .grid import (CONSUMER, DENSE, PRODUCER, RECIPE_AXES, CALIBRATION_AXES, STRUCTURED_METHODS, StudyConfig, expand,
+from ..pruning.methods import structured
+from ..pruning.recipe import DENSE, RECIPE_AXES
+from .grid import (CONSUMER, PRODUCER, CALIBRATION_AXES, StudyConfig, expand,
                    load_study)
 from .hardware import GiB, Accelerator, EngineModel, accelerator, engine_run
 from .shapes import ModelShape, model_shape
@@ -122,7 +124,7 @@ def _variant(cell) -> tuple:  # the recipe of the weights a 04 cell serves (Shor
 def _served(cell, shape: ModelShape) -> ModelShape:
     """The model a cell's pruned weights make: ShortGPT removes ``shortgpt_layers`` blocks, or ``round(s x L)``
     at sparsity ``s`` (``pruning/shortgpt.py``); unstructured pruning keeps every shape."""
-    if cell.axes.get("method") not in STRUCTURED_METHODS:
+    if not structured(cell.axes.get("method")):
         return shape
     count = cell.axes.get("shortgpt_layers") or round(float(cell.axes.get("sparsity") or 0) * shape.layers)
     return shape.without_blocks(int(count))

@@ -8,7 +8,7 @@ epsilon) may have been tuned on the test benchmarks. Here a study declares a sma
 
 (``layerif_eps``: ``layerif-block``; the paper's ``layerif`` has no searched hyper-parameter)
 
-and for each pruned cell, every combination of the values that its allocation uses (``ALLOCATION_PARAMS``)
+and for each pruned cell, every combination of the values that its allocation reads (:func:`searchable`)
 prunes a fresh copy of the dense model and is scored by greedy accuracy at one budget on the benchmark's
 ``validation`` split (``tts_prune.tts.splits``: disjoint from the test problems by construction; for AIME24,
 AMC23, MATH500 and GPQA it is GSM8K train). The best candidate (ties: the first in declaration order) prunes
@@ -25,19 +25,30 @@ from typing import Callable
 
 import pandas as pd
 
-# PruneConfig fields each allocation reads; a search over other fields does not apply to it.
-# The paper's ``layerif`` has no searched hyper-parameter (its e1 / e2 are the authors' constants).
-ALLOCATION_PARAMS: dict[str, tuple[str, ...]] = {"owl": ("owl_lambda", "owl_m"), "layerif-block": ("layerif_eps",),
-                                                 "alphapruning": ("alpha_eps",)}
+def searchable(allocation: str, method: str | None = None) -> tuple[str, ...]:
+    """The PruneConfig fields the held-out search may try for this allocation (and method): those their
+    declarations mark ``searchable`` (``pruning/allocation.py``, ``pruning/methods.py``), i.e. the fields they
+    really read. The paper's ``layerif`` has none (its e1 / e2 are the authors' constants)."""
+    from ..pruning.allocation import ALLOCATORS
+    from ..pruning.methods import PRUNERS
+
+    found = ALLOCATORS[allocation].searchable if allocation in ALLOCATORS else ()
+    if method in PRUNERS:
+        found += tuple(p.name for p in PRUNERS[method].params if p.searchable)
+    return tuple(dict.fromkeys(found))
 
 
-def candidates(allocation: str, search: dict) -> list[dict]:
-    """Every combination of the ``search`` values that ``allocation`` uses, in declaration order ([] if none)."""
-    allowed = {f for fields in ALLOCATION_PARAMS.values() for f in fields}
+def candidates(allocation: str, search: dict, method: str | None = None) -> list[dict]:
+    """Every combination of the ``search`` values that ``allocation`` (and ``method``) read, in declaration
+    order ([] if none)."""
+    from ..pruning.allocation import ALLOCATORS
+    from ..pruning.methods import PRUNERS
+
+    allowed = {f for a in ALLOCATORS for f in searchable(a)} | {f for m in PRUNERS for f in searchable("uniform", m)}
     unknown = sorted(set(search) - allowed)
     if unknown:
-        raise ValueError(f"selection keys {unknown} are not allocation hyper-parameters; allowed: {sorted(allowed)}")
-    keys = [k for k in ALLOCATION_PARAMS.get(allocation, ()) if k in search]
+        raise ValueError(f"selection keys {unknown} are not searchable hyper-parameters; allowed: {sorted(allowed)}")
+    keys = [k for k in searchable(allocation, method) if k in search]
     for key in keys:
         if not isinstance(search[key], (list, tuple)) or not search[key]:
             raise ValueError(f"selection[{key!r}]={search[key]!r} must be a non-empty list of values to try")
@@ -71,7 +82,7 @@ def select(model, tokenizer, config, search: dict, calibration, score: Callable,
     from ..pruning.driver import prune
 
     rows = []
-    for candidate in candidates(config.allocation, search):
+    for candidate in candidates(config.allocation, search, config.method):
         try:
             trial = dataclasses.replace(config, **candidate)
         except ValueError as error:
@@ -85,6 +96,6 @@ def select(model, tokenizer, config, search: dict, calibration, score: Callable,
     if table.empty or not table["valid"].any():
         return {}, table
     best = table[table["valid"]]["accuracy"].idxmax()  # first maximum: ties go to the earlier candidate
-    chosen = {k: table.loc[best, k] for k in candidates(config.allocation, search)[0]}
+    chosen = {k: table.loc[best, k] for k in candidates(config.allocation, search, config.method)[0]}
     table["chosen"] = table.index == best
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in chosen.items()}, table

@@ -30,7 +30,7 @@ from .extract import CUES, after_cue, boxed_spans, extract_letter, extract_numbe
 
 CLASSES = ("correct", "right in thinking", "capped answer", "no answer, capped thinking",
            "no answer, natural stop", "wrong")
-DENSE = "dense"
+from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 
 
 def _text(value) -> str:

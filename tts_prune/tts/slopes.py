@@ -30,7 +30,7 @@ from scipy import stats as sps
 from scipy.special import expit, logit
 
 BY = ("model", "benchmark")
-DENSE = "dense"
+from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 N_BOOT = 200
 # intercept, slope, logit(ceiling): wide enough for any curve the data can show, finite so flat data converge
 BOUNDS = ((-12.0, 12.0), (-8.0, 8.0), (-8.0, 8.0))

@@ -43,7 +43,7 @@ COLUMNS = ("problems", "seeds", "avg_at_k", "se", "ci_low", "ci_high", "df", "se
            "var_seed_shift", "seed_shift_p", "share_problem", "share_seed", "share_seed_shift", "se_share_seeds")
 PAIRED_COLUMNS = ["diff", "se", "ci_low", "ci_high", "df", "p_value", "mdd", "problems", "seeds", "var_problem",
                   "var_seed", "var_seed_shift", "seed_shift_p"]
-DENSE = "dense"
+from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 
 
 @dataclass(frozen=True)
