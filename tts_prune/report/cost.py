@@ -17,13 +17,13 @@ import math
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from ..pruning.recipe import DENSE
 from ..tts.flops import TokenFlops
 from ..tts.stats import accuracy_table
 from .plots import run_styles
 
 COSTS = {"tokens": "generated tokens per problem", "flops": "FLOPs per problem",
          "seconds": "measured seconds per problem"}
-DENSE = "dense"
 
 
 def _evaluation_row(record: dict) -> dict:

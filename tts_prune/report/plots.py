@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 # save_figure and run_styles are called as plots.* by the notebooks; the styling lives in .styles
+from ..pruning.recipe import DENSE, plot_order
 from .styles import _band, _panels_with_legend, _require, budget_axis, outside_legend, run_styles, save_figure  # noqa: F401
 
 
@@ -164,9 +165,9 @@ def sequential_vs_parallel(table: pd.DataFrame, hue: str = "run", title: str = "
     probed = table.loc[table["mode"] != "sequential", hue].unique()
     if len(probed):
         table = table[table[hue].isin(probed)]
-    keys = sorted(table[hue].unique(), key=lambda k: (str(k) != "dense", str(k)))
+    keys = sorted(table[hue].unique(), key=plot_order)
     palette = plt.get_cmap("tab10" if len(keys) <= 10 else "tab20")
-    colors = {k: "black" if str(k) == "dense" else palette(i % palette.N) for i, k in enumerate(keys)}
+    colors = {k: "black" if str(k) == DENSE else palette(i % palette.N) for i, k in enumerate(keys)}
     fig, ax = plt.subplots(figsize=(8, 4.5))
     styles = {"sequential": ("-", "o"), "parallel maj@k": ("--", "s"), "parallel pass@k": (":", "^")}
     for key in keys:
@@ -199,7 +200,7 @@ def diagnostics(records: pd.DataFrame, hue: str = "run",
     """Distributions of per-record trace diagnostics (``tts_prune.tts.diagnostics.trace_diagnostics``), one
     box per ``hue`` value, one panel per diagnostic."""
     _require(records, list(columns) + [hue], "diagnostics")
-    order = sorted(records[hue].astype(str).unique(), key=lambda r: (r != "dense", r))
+    order = sorted(records[hue].astype(str).unique(), key=plot_order)
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 0.35 * len(order) + 2.5), squeeze=False)
     for ax, column in zip(axes[0], columns):
         sns.boxplot(records.assign(**{hue: records[hue].astype(str)}), x=column, y=hue, order=order, ax=ax,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..tts.failures import CLASSES
+from ..pruning.recipe import plot_order
 from ..tts.slopes import curve
 from .styles import _require, budget_axis, outside_legend, run_styles
 
@@ -55,7 +56,7 @@ def failure_bars(breakdown: pd.DataFrame, title: str = "", columns: int = 4) -> 
     """Stacked share of records per failure class, one bar per budget, one small panel per run (dense first).
     ``breakdown``: ``failure_breakdown`` for one model and benchmark."""
     _require(breakdown, ["run", "budget"] + list(CLASSES), "failure_bars")
-    runs = sorted(breakdown["run"].unique(), key=lambda r: (r != "dense", r))
+    runs = sorted(breakdown["run"].unique(), key=plot_order)
     columns = min(columns, len(runs))
     rows = math.ceil(len(runs) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows + 0.8), squeeze=False, sharey=True)

@@ -13,6 +13,7 @@ import pandas as pd
 import seaborn as sns
 
 from .. import paths
+from ..pruning.recipe import DENSE
 
 sns.set_theme(style="whitegrid", context="notebook")
 FORMATS = ("png", "svg")
@@ -55,14 +56,14 @@ def run_styles(labels) -> dict:
     (a hue of budgets, recipes) get one colour each."""
     labels = list(dict.fromkeys(str(x) for x in labels))
     parsed = {label: _run_parts(label) for label in labels}
-    methods = sorted({m for m, _, _ in parsed.values() if m != "dense"},
+    methods = sorted({m for m, _, _ in parsed.values() if m != DENSE},
                      key=lambda m: (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), m))
     palette = plt.get_cmap("tab10")
     lines = sorted({a for _, a, _ in parsed.values()})
     marks = sorted({s for _, _, s in parsed.values()})
     styles = {}
     for label, (method, allocation, sparsity) in parsed.items():
-        dense = method == "dense"
+        dense = method == DENSE
         styles[label] = dict(color="black" if dense else palette(methods.index(method) % 10),
                              linestyle="-" if dense else LINESTYLES[lines.index(allocation) % len(LINESTYLES)],
                              marker="o" if dense else MARKERS[marks.index(sparsity) % len(MARKERS)],
