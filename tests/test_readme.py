@@ -78,7 +78,8 @@ assert abs(zeros - 0.2) < 0.01 and abs(result.global_sparsity - zeros) < 1e-6, (
 assert len(frame) == 3 * 2 and sorted(set(frame["budget"])) == [32, 64]
 assert set(frame["answer_budget_source"]) == {"card:smollm2-135m-instruct"} and set(frame["answer_budget"]) == {32}
 assert (frame["answer_tokens"] <= 32).all() and (frame["thinking_tokens"] <= frame["budget"]).all()
-table = shown[0]
+assert shown[0] == pathlib.Path("models/pruned/smollm2-wanda-owl-0.2")  # save_pruned returns where it saved
+table = shown[1]
 assert sorted(table["budget"]) == [32, 64]
 for budget, row in table.set_index("budget").iterrows():
     assert abs(row["accuracy"] - frame[frame["budget"] == budget]["correct"].mean()) < 1e-9

@@ -30,14 +30,32 @@ def quiet_kernel_manager():
     """papermill's kernel manager on IPC transport (local sockets), which is what a kernel on the same host
     needs. On TCP, ipykernel >= 7 prints "[IPKernelApp] WARNING | Kernel is running over TCP without encryption"
     to every run's stderr, which reads like a fault and hides real warnings; IPC is the remedy it names itself,
-    so nothing is filtered: every other message of the kernel still reaches stderr."""
+    so nothing is filtered: every other message of the kernel still reaches stderr.
+
+    Each kernel gets its own socket path: jupyter_client's IPC default is ``kernel-ipc-<n>`` in the working
+    directory, so kernels started side by side in one folder (``--devices``, Ray) would bind each other's sockets
+    and fail with "Invalid Signature". Windows has no IPC sockets in ZeroMQ: there it stays on TCP.
+    """
+    import os
+    import tempfile
+    import uuid
+
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
+
+    if os.name == "nt":
+        return AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         @default("transport")
         def _default_transport(self):
             return "ipc"
+
+        def _ip_default(self) -> str:  # jupyter_client's default (and what it falls back to when loading)
+            # sockets are "<ip>-<port>": a prefix of this kernel's own, short (a socket path is limited to ~104)
+            if not getattr(self, "_own_ipc", None):
+                self._own_ipc = os.path.join(tempfile.gettempdir(), f"tts-prune-kernel-{uuid.uuid4().hex[:16]}-ipc")
+            return self._own_ipc
 
     return IPCKernelManager
 
