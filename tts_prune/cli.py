@@ -17,7 +17,7 @@ COMMANDS = {
     "eval": ("tts_prune.tts.evaluation", "evaluate a model on a benchmark at several thinking budgets (budget forcing)"),
     "data": ("tts_prune.tts.benchmarks", "fill data/benchmarks/ from ../shared/data/benchmarks or the hub"),
     "train-toy": ("tts_prune.models.embedded", "train (once, cached) the toy-reasoner: a small Qwen3 model with real test-time scaling"),
-    "plan": ("tts_prune.study.plan_report", "what a study costs on a GPU (memory of every step, tokens, GPU-hours) before the spend"),
+    "plan": ("tts_prune.study.plan_cli", "what a study costs on a GPU (memory of every step, tokens, GPU-hours) before the spend"),
     "power": ("tts_prune.report.reviewer", "problems x seeds a paired pruned-vs-dense test needs to detect a difference d, from a results store"),
     "study": ("tts_prune.study.cli", "run a study grid of notebooks with papermill, render HTML reports and reports/index.html"),
 }
