@@ -79,10 +79,10 @@ assert len(frame) == 3 * 2 and sorted(set(frame["budget"])) == [32, 64]
 assert set(frame["answer_budget_source"]) == {"card:smollm2-135m-instruct"} and set(frame["answer_budget"]) == {32}
 assert (frame["answer_tokens"] <= 32).all() and (frame["thinking_tokens"] <= frame["budget"]).all()
 assert shown[0] == pathlib.Path("models/pruned/smollm2-wanda-owl-0.2")  # save_pruned returns where it saved
-table = shown[1]
-assert sorted(table["budget"]) == [32, 64]
-for budget, row in table.set_index("budget").iterrows():
-    assert abs(row["accuracy"] - frame[frame["budget"] == budget]["correct"].mean()) < 1e-9
+table = shown[1]                                  # accuracy_table: one row per budget (the index)
+assert sorted(table.index) == [32, 64]
+for budget, row in table.iterrows():
+    assert abs(row["acc"] - frame[frame["budget"] == budget]["correct"].mean()) < 1e-9
 assert [f["benchmark"].iloc[0] for f in frames] == ["gsm8k", "math500"] and all(len(f) == 2 for f in frames)
 """,
     "Beyond the paper: parallel scaling, trace diagnostics, divergence, held-out choices": """

@@ -150,7 +150,9 @@ def equal_accuracy(curves: pd.DataFrame, cost: str = "seconds", keys=("model", "
                              f"{cost}_at_dense_acc": needed, f"{cost}_ratio": needed / paid if paid else math.nan,
                              f"reach_by_{cost}": reach, f"acc_at_dense_{cost}": reached,
                              f"acc_delta_at_dense_{cost}": reached - acc, f"at_dense_{cost}": at})
-    return pd.DataFrame(rows)
+    columns = [*keys, "run", "dense_budget", "dense_acc", f"dense_{cost}", f"{cost}_at_dense_acc", f"{cost}_ratio",
+               f"reach_by_{cost}", f"acc_at_dense_{cost}", f"acc_delta_at_dense_{cost}", f"at_dense_{cost}"]
+    return pd.DataFrame(rows, columns=columns)  # no pruned run (a dense cell): the columns still, never a bare file
 
 
 def accuracy_vs_cost(curves: pd.DataFrame, title: str | None = None) -> plt.Figure:
