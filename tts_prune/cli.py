@@ -14,7 +14,7 @@ from .models.runtime import use_threads
 COMMANDS = {
     "info": ("tts_prune.models.info", "load a model and print its decoder layers and parameter counts"),
     "prune": ("tts_prune.pruning.cli", "prune a model (magnitude, wanda, sparsegpt, shortgpt) and save it with its recipe"),
-    "eval": ("tts_prune.tts.evaluation", "evaluate a model on a benchmark at several thinking budgets (budget forcing)"),
+    "eval": ("tts_prune.tts.eval_cli", "evaluate a model on a benchmark at several thinking budgets (budget forcing)"),
     "data": ("tts_prune.tts.benchmarks", "fill data/benchmarks/ from ../shared/data/benchmarks or the hub"),
     "train-toy": ("tts_prune.models.embedded", "train (once, cached) the toy-reasoner: a small Qwen3 model with real test-time scaling"),
     "plan": ("tts_prune.study.plan_cli", "what a study costs on a GPU (memory of every step, tokens, GPU-hours) before the spend"),
