@@ -45,7 +45,7 @@ def _built(name: str) -> bool:  # never build a model here (the toy reasoner tra
 @pytest.mark.parametrize("model", sorted(EMBEDDED))
 def test_03_then_04_with_their_defaults(model, tmp_path, monkeypatch):
     if not _built(model):
-        pytest.skip(f"embedded model {model} is not built here (tts-prune models / make toy)")
+        pytest.skip(f"embedded model {model} is not built here (make model builds the toy reasoner, make qwen the Qwen2.5)")
     home = tmp_path / "home"  # TTS_PRUNE_HOME: the lab's default folders, out of the checkout
     (home / "models").mkdir(parents=True)
     (home / "models" / "embedded").symlink_to((ROOT / "models" / "embedded").resolve())
