@@ -68,3 +68,20 @@ def pytest_xdist_make_scheduler(config, log):
             return "smoke-study" if path in smoke else path
 
     return FileScheduling(config, log)
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """``import vllm`` gets tests/_fake_vllm/vllm for this test; the real package (if any) is back afterwards."""
+    import sys
+    from pathlib import Path
+
+    for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "_fake_vllm"))
+    import vllm
+
+    assert vllm.__version__.endswith("+fake")
+    yield vllm
+    for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
+        del sys.modules[name]

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +12,6 @@ from tts_prune.tts.backends import TransformersBackend, open_backend
 from tts_prune.tts.cost import CostProbe, load_costs, measure_cost
 from tts_prune.tts.flops import kv_cache_bytes, token_flops
 
-FAKE_VLLM = Path(__file__).resolve().parents[1] / "_fake_vllm"
 SMALL = CostProbe(batch_sizes=(2,), prompt_tokens=8, decode_tokens=3, warmup=0, repeats=1)
 
 
@@ -120,19 +117,6 @@ def test_probe_defaults_to_the_evaluations_batch_and_refuses_bad_settings():
         CostProbe(decode_tokens=1)
     with pytest.raises(ValueError, match="batch size must be >= 1"):
         CostProbe(batch_sizes=(4, 0))
-
-
-@pytest.fixture
-def fake_vllm(monkeypatch):
-    for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(str(FAKE_VLLM))
-    import vllm
-
-    assert vllm.__version__.endswith("+fake")
-    yield vllm
-    for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
-        del sys.modules[name]
 
 
 def test_vllm_probe_drives_the_engines_generate(fake_vllm, tmp_path):

@@ -6,8 +6,6 @@ engine starts and shutdowns) checks that the vLLM path starts one engine for all
 once, with vLLM's own shutdown call.
 """
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +15,6 @@ from tests._helpers_eval import toy_pair
 from tts_prune.tts import backends, engine as engine_module, vllm_backend
 
 torch.set_num_threads(1)
-FAKE_VLLM = Path(__file__).resolve().parents[1] / "_fake_vllm"
 BUDGETS = [4, 12]
 # Columns that may differ between two runs of the same request (wall time)
 TIMING = ["batch_seconds"]
@@ -90,20 +87,6 @@ def test_evaluate_closes_the_engine_it_opened_also_when_it_fails(tmp_path, monke
     with pytest.raises(ValueError, match="budget"):
         tts_prune.evaluate(toy_pair(seed=6), "toy-reasoning", [-1], backend="transformers", out=tmp_path, **COMMON)
     assert len(closed) == 1
-
-
-@pytest.fixture
-def fake_vllm(monkeypatch, tmp_path):
-    """``import vllm`` gets tests/_fake_vllm/vllm for this test; the real package (if any) is back afterwards."""
-    for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(str(FAKE_VLLM))
-    import vllm
-
-    assert vllm.__version__.endswith("+fake")
-    yield vllm
-    for name in [n for n in sys.modules if n == "vllm" or n.startswith("vllm.")]:
-        del sys.modules[name]
 
 
 def _events(fake, *names):
