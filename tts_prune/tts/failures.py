@@ -30,7 +30,6 @@ from .extract import CUES, after_cue, boxed_spans, extract_letter, extract_numbe
 
 CLASSES = ("correct", "right in thinking", "capped answer", "no answer, capped thinking",
            "no answer, natural stop", "wrong")
-from ..pruning.recipe import DENSE  # the unpruned baseline, named once (pruning/recipe.py)
 
 
 def _text(value) -> str:
@@ -111,18 +110,12 @@ def failure_differences(df: pd.DataFrame, keys=("model", "benchmark", "budget"),
     """Per pruned run, ``keys`` group and class: pruned minus dense share of records in the class, paired on
     (problem, seed) with a 95% bootstrap CI and p-value (``tts_prune.tts.stats.paired_difference``)."""
     from .stats import paired_difference
+    from .variance import pruned_and_dense
 
-    labelled = df.assign(failure=classify(df))
-    dense = labelled[labelled["method"] == DENSE]
     rows = []
-    for key, pruned in labelled[labelled["method"] != DENSE].groupby(list(keys) + ["run"], sort=True):
-        match = dense
-        for column, value in zip(keys, key):
-            match = match[match[column] == value]
-        if match.empty:
-            continue
+    for labels, pruned, dense in pruned_and_dense(df.assign(failure=classify(df)), keys):
         for name in CLASSES:
             indicator = lambda f: f.assign(correct=(f["failure"] == name).astype(float))  # noqa: E731
-            result = paired_difference(indicator(pruned), indicator(match), n_boot=n_boot, seed=seed)
-            rows.append({**dict(zip(list(keys) + ["run"], key)), "failure": name, **result})
+            result = paired_difference(indicator(pruned), indicator(dense), n_boot=n_boot, seed=seed)
+            rows.append({**labels, "failure": name, **result})
     return pd.DataFrame(rows)

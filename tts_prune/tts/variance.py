@@ -208,16 +208,22 @@ def paired_variance(df: pd.DataFrame, keys=("model", "benchmark", "budget"), alp
     if missing:
         raise ValueError(f"paired_variance needs columns {missing}; pass explorer.runs(load_results(...))")
     rows = []
+    for labels, pruned, dense in pruned_and_dense(df, keys):
+        try:
+            result = paired_components(pruned, dense, alpha=alpha, power=power, crossed=crossed)
+        except ValueError:
+            continue  # fewer than two shared problems: nothing to test
+        rows.append({**labels, **result})
+    return pd.DataFrame(rows, columns=list(keys) + ["run"] + PAIRED_COLUMNS)
+
+
+def pruned_and_dense(df: pd.DataFrame, keys):
+    """``(labels, pruned, dense)`` for every pruned run and ``keys`` group of an ``explorer.runs`` frame, with the
+    dense records of the same ``keys`` (``labels``: the keys and the run); groups without a dense run are left out."""
     dense = df[df["method"] == DENSE]
     for key, pruned in df[df["method"] != DENSE].groupby(list(keys) + ["run"], sort=True):
         match = dense
         for column, value in zip(keys, key):
             match = match[match[column] == value]
-        if match.empty:
-            continue
-        try:
-            result = paired_components(pruned, match, alpha=alpha, power=power, crossed=crossed)
-        except ValueError:
-            continue  # fewer than two shared problems: nothing to test
-        rows.append({**dict(zip(list(keys) + ["run"], key)), **result})
-    return pd.DataFrame(rows, columns=list(keys) + ["run"] + PAIRED_COLUMNS)
+        if not match.empty:
+            yield dict(zip(list(keys) + ["run"], key)), pruned, match
